@@ -1,0 +1,17 @@
+"""Front ends: model files → network IR."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..ir import Network
+from .capture import capture
+from .load import load_program, sniff_format
+
+
+def ingest(path: str | Path, sample_shape: tuple[int, ...] | None = None, trust_pickle: bool = False) -> Network:
+    """Load a model file (torch.export, TorchScript, or a trusted pickle) into the IR."""
+    net = capture(load_program(path, sample_shape=sample_shape, trust_pickle=trust_pickle))
+    return net.replace(meta={**net.meta, "source_format": sniff_format(Path(path))})
+
+
+__all__ = ["ingest", "capture", "load_program", "sniff_format"]

@@ -1,0 +1,271 @@
+"""Map a captured ATen graph onto the network IR.
+
+The graph is interpreted symbolically: every tensor is an *affine value*, a
+sum of linear-op chains applied to populations plus a constant. ReLU is where
+a new spiking population is born (its incoming chains become projections,
+its constant becomes the bias); the graph's output becomes the readout
+population. BatchNorm is folded into the conv/linear before it, average
+pooling is a depthwise conv, dropout/flatten/reshape are free. Anything else
+is refused with the op, the node and the supported list.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from ..errors import NeurocompileError
+from ..ir import ConvSpec, Network, Population, Projection
+from .linear_maps import avgpool_kernel, channel_scale_matrix, conv_matrix, conv_output_hw
+
+aten = torch.ops.aten
+
+
+# -- linear ops on flattened tensors ----------------------------------------
+@dataclass(frozen=True)
+class Conv:
+    kernel: np.ndarray
+    spec: ConvSpec
+
+    def matrix(self) -> sp.csr_matrix:
+        return conv_matrix(self.kernel, self.spec)
+
+
+@dataclass(frozen=True)
+class Linear:
+    weight: np.ndarray  # (out, in)
+
+    def matrix(self) -> sp.csr_matrix:
+        return sp.csr_matrix(self.weight)
+
+
+@dataclass(frozen=True)
+class ChannelScale:
+    scale: np.ndarray
+    shape: tuple[int, ...]
+
+    def matrix(self) -> sp.csr_matrix:
+        return channel_scale_matrix(self.scale, self.shape)
+
+
+LinOp = Conv | Linear | ChannelScale
+
+
+@dataclass
+class Term:
+    source: str
+    chain: list[LinOp] = field(default_factory=list)
+
+
+@dataclass
+class Affine:
+    """sum_k chain_k(population_k) + const, with ``shape`` excluding the batch."""
+
+    terms: list[Term]
+    const: torch.Tensor  # float64, shape == self.shape
+    shape: tuple[int, ...]
+
+    def map(self, op: LinOp | None, const_fn: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...]) -> "Affine":
+        terms = [Term(t.source, t.chain + ([op] if op is not None else [])) for t in self.terms]
+        return Affine(terms, const_fn(self.const), shape)
+
+
+SUPPORTED = "linear, conv2d, batch_norm (folded), relu, avg_pool2d, flatten/view/reshape, dropout (removed), add (residual)"
+
+
+def _fold_scale(a: Affine, scale: np.ndarray, shift: np.ndarray) -> Affine:
+    """Per-channel affine (BatchNorm): fold into the preceding conv/linear where there is one."""
+    terms = []
+    for t in a.terms:
+        last = t.chain[-1] if t.chain else None
+        if isinstance(last, Conv):
+            folded = Conv(last.kernel * scale[:, None, None, None], last.spec)
+        elif isinstance(last, Linear):
+            folded = Linear(last.weight * scale[:, None])
+        else:
+            terms.append(Term(t.source, t.chain + [ChannelScale(scale, a.shape)]))
+            continue
+        terms.append(Term(t.source, t.chain[:-1] + [folded]))
+    view = (-1,) + (1,) * (len(a.shape) - 1)
+    const = a.const * torch.from_numpy(scale).reshape(view) + torch.from_numpy(shift).reshape(view)
+    return Affine(terms, const, a.shape)
+
+
+class _Capture:
+    def __init__(self, ep: torch.export.ExportedProgram):
+        self.ep = ep
+        self.populations: list[Population] = []
+        self.projections: list[Projection] = []
+        self.env: dict[str, object] = {}
+        sig = ep.graph_signature
+        self.params = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **getattr(sig, "inputs_to_lifted_tensor_constants", {})}
+        self.user_inputs = list(sig.user_inputs)
+
+    # -- helpers ---------------------------------------------------------
+    def tensor(self, name: str) -> np.ndarray:
+        key = self.params[name]
+        t = self.ep.state_dict[key] if key in self.ep.state_dict else self.ep.constants[key]
+        return t.detach().to(torch.float64).cpu().numpy()
+
+    def value(self, arg):
+        if isinstance(arg, torch.fx.Node) and arg.name not in self.params:
+            return self.env[arg.name]
+        return arg
+
+    def new_population(self, name: str, a: Affine, kind: str) -> Affine:
+        by_source: dict[str, list[Term]] = {}
+        for t in a.terms:
+            by_source.setdefault(t.source, []).append(t)
+        for src, terms in by_source.items():
+            self.projections.append(self._projection(f"{src}->{name}", src, name, terms, a.shape))
+        bias = a.const.reshape(-1).numpy().copy()
+        self.populations.append(Population(name=name, shape=tuple(a.shape), kind=kind, bias=bias))
+        return Affine([Term(name)], torch.zeros(a.shape, dtype=torch.float64), a.shape)
+
+    def _projection(self, name: str, src: str, dst: str, terms: list[Term], shape) -> Projection:
+        if len(terms) == 1 and len(terms[0].chain) == 1:
+            op = terms[0].chain[0]
+            if isinstance(op, Conv):
+                return Projection(name, src, dst, "conv", op.kernel.astype(np.float32), conv=op.spec)
+            if isinstance(op, Linear):
+                return Projection(name, src, dst, "dense", op.weight.astype(np.float32))
+        n_in = next(p.size for p in self.populations if p.name == src)
+        total = sp.csr_matrix((int(np.prod(shape)), n_in))
+        for t in terms:
+            m = sp.identity(n_in, format="csr")
+            for op in t.chain:
+                m = op.matrix() @ m
+            total = total + m
+        total = sp.csr_matrix(total, dtype=np.float32)
+        total.eliminate_zeros()
+        if total.nnz >= 0.25 * total.shape[0] * total.shape[1]:
+            return Projection(name, src, dst, "dense", total.toarray())
+        return Projection(name, src, dst, "sparse", total)
+
+    def refuse(self, node: torch.fx.Node, why: str = "") -> None:
+        op = getattr(node.target, "__name__", str(node.target))
+        extra = f" ({why})" if why else ""
+        hint = "; max-pooling has no exact spiking equivalent: use AvgPool2d" if "max_pool" in op else ""
+        raise NeurocompileError(f"unsupported op {op} at node {node.name!r}{extra}{hint}; supported: {SUPPORTED}")
+
+    # -- ops ---------------------------------------------------------------
+    def run(self) -> Network:
+        for node in self.ep.graph.nodes:
+            if node.op == "placeholder":
+                if node.name in self.user_inputs:
+                    if len(self.user_inputs) != 1:
+                        raise NeurocompileError(f"the model takes {len(self.user_inputs)} inputs; exactly one is supported")
+                    shape = tuple(int(s) for s in node.meta["val"].shape[1:])
+                    self.populations.append(Population(name="input", shape=shape, kind="input"))
+                    self.env[node.name] = Affine([Term("input")], torch.zeros(shape, dtype=torch.float64), shape)
+                continue
+            if node.op == "output":
+                outs = node.args[0]
+                if len(outs) != 1:
+                    raise NeurocompileError(f"the model returns {len(outs)} outputs; exactly one is supported")
+                out = self.value(outs[0])
+                if not isinstance(out, Affine):
+                    raise NeurocompileError("the model output does not depend on its input")
+                if len(out.shape) != 1:
+                    raise NeurocompileError(f"the model output has shape {out.shape}; a flat vector of class scores is expected")
+                self.new_population("output", out, "readout")
+                continue
+            if node.op != "call_function":
+                self.refuse(node)
+            self.env[node.name] = self.call(node)
+        net = Network(tuple(self.populations), tuple(self.projections), input="input", output="output")
+        net.validate()
+        return net
+
+    def call(self, node: torch.fx.Node):
+        t = node.target
+        args = [self.value(a) for a in node.args]
+        if t in (aten.dropout.default, aten.clone.default, aten.alias.default, aten.contiguous.default, aten.detach.default, aten.feature_dropout.default):
+            return args[0]
+        if not isinstance(args[0], Affine):
+            self.refuse(node, "applied to a constant")
+        x: Affine = args[0]
+        if t == aten.relu.default:
+            return self.new_population(node.name, x, "spiking")
+        if t in (aten.linear.default, aten.addmm.default):
+            if t == aten.addmm.default:
+                self.refuse(node, "decomposed graph: export without run_decompositions")
+            w = self.tensor(node.args[1].name)
+            b = self.tensor(node.args[2].name) if len(node.args) > 2 and node.args[2] is not None else np.zeros(w.shape[0])
+            if len(x.shape) != 1:
+                x = Affine(x.terms, x.const.reshape(-1), (int(np.prod(x.shape)),))
+            wt = torch.from_numpy(w)
+            return x.map(Linear(w), lambda c: wt @ c + torch.from_numpy(b), (w.shape[0],))
+        if t in (aten.conv2d.default, aten.convolution.default):
+            return self.conv(node, x)
+        if t in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default):
+            g, b, mean, var = (self.tensor(a.name) if a is not None else None for a in node.args[1:5])
+            eps = node.args[-1] if t == aten._native_batch_norm_legit_no_training.default else node.args[7]
+            if t == aten.batch_norm.default and node.args[5]:
+                self.refuse(node, "batch norm in training mode: call model.eval() before export")
+            c = x.shape[0]
+            g = np.ones(c) if g is None else g
+            b = np.zeros(c) if b is None else b
+            scale = g / np.sqrt(var + eps)
+            return _fold_scale(x, scale, b - mean * scale)
+        if t == aten.avg_pool2d.default:
+            k = tuple(node.args[1]) if len(node.args[1]) == 2 else (node.args[1][0],) * 2
+            stride = tuple(node.args[2]) if len(node.args) > 2 and node.args[2] else k
+            stride = stride if len(stride) == 2 else stride * 2
+            pad = tuple(node.args[3]) if len(node.args) > 3 else (0, 0)
+            pad = pad if len(pad) == 2 else pad * 2
+            if pad != (0, 0) or (len(node.args) > 4 and node.args[4]):
+                self.refuse(node, "only avg_pool2d without padding or ceil_mode")
+            return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0])
+        if t in (aten.flatten.using_ints, aten.view.default, aten.reshape.default, aten._unsafe_view.default):
+            shape = tuple(int(s) for s in node.meta["val"].shape[1:])
+            if int(np.prod(shape)) != int(np.prod(x.shape)) or node.meta["val"].shape[0] != 1:
+                self.refuse(node, "reshape that mixes samples")
+            return Affine(x.terms, x.const.reshape(shape), shape)
+        if t in (aten.add.Tensor, aten.add_.Tensor):
+            y = args[1]
+            alpha = node.kwargs.get("alpha", 1)
+            if isinstance(y, Affine) and alpha == 1 and y.shape == x.shape:
+                return Affine(x.terms + y.terms, x.const + y.const, x.shape)
+            if isinstance(y, (int, float)):
+                return Affine(x.terms, x.const + y * alpha, x.shape)
+            self.refuse(node, "only residual adds of equal shapes or adding a scalar")
+        self.refuse(node)
+
+    def conv(self, node: torch.fx.Node, x: Affine) -> Affine:
+        a = node.args
+        w = self.tensor(a[1].name)
+        b = self.tensor(a[2].name) if len(a) > 2 and a[2] is not None else None
+        stride = tuple(a[3]) if len(a) > 3 else (1, 1)
+        padding = a[4] if len(a) > 4 else (0, 0)
+        dilation = tuple(a[5]) if len(a) > 5 else (1, 1)
+        if node.target == aten.convolution.default:
+            if a[6]:
+                self.refuse(node, "transposed convolution")
+            groups = a[8]
+        else:
+            groups = a[6] if len(a) > 6 else 1
+        if isinstance(padding, str) or tuple(dilation) not in ((1, 1), (1,)):
+            self.refuse(node, "only integer padding and dilation 1")
+        padding = tuple(padding) if len(padding) == 2 else tuple(padding) * 2
+        stride = stride if len(stride) == 2 else stride * 2
+        return self.conv_op(x, w, b, stride, padding, groups)
+
+    @staticmethod
+    def conv_op(x: Affine, w: np.ndarray, b, stride, padding, groups) -> Affine:
+        c, h, wd = x.shape
+        ho, wo = conv_output_hw(h, wd, w.shape[2:], stride, padding)
+        out_shape = (w.shape[0], ho, wo)
+        spec = ConvSpec(in_shape=(c, h, wd), out_shape=out_shape, stride=stride, padding=padding, groups=groups)
+        wt = torch.from_numpy(w)
+        bt = torch.from_numpy(b) if b is not None else None
+        return x.map(Conv(w, spec), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
+
+
+def capture(ep: torch.export.ExportedProgram) -> Network:
+    """The IR of an exported ANN (float weights, thresholds not yet set)."""
+    return _Capture(ep).run()

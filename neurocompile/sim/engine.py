@@ -1,0 +1,146 @@
+"""One batched time-stepped simulator for the IR, in float or Lava-exact fixed point.
+
+The step schedule is the one in ``neurocompile/ir.py``: a period of ``P``
+steps per sample, step 0 a reset step, one step of synaptic delay per
+projection. Float and fixed point differ only in the neuron arithmetic and in
+how a projection's accumulated input is scaled, so both share this loop; a
+differentiable ``spike_fn`` can be passed in to train through the float mode.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+import torch
+
+from ..errors import NeurocompileError
+from ..ir import Network, Population, Projection
+from . import fixed_point as fx
+from .ops import project, weight_tensor
+
+Mode = Literal["float", "fixed"]
+
+
+@dataclass
+class SimResult:
+    readout: torch.Tensor  # (B, n_out): v of the readout at the period's last step
+    spike_counts: dict[str, torch.Tensor]  # per spiking population, (B, n)
+    spike_trains: dict[str, torch.Tensor] | None = None  # (B, P, n) bool when recorded
+    state: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None  # final (u, v)
+
+
+def heaviside(x: torch.Tensor) -> torch.Tensor:
+    return (x > 0).to(x.dtype)
+
+
+class _Neurons:
+    """State and update rule of one population in one arithmetic."""
+
+    def __init__(self, pop: Population, batch: int, mode: Mode, dtype: torch.dtype, spike_fn: Callable):
+        self.pop, self.mode, self.spike_fn = pop, mode, spike_fn
+        n = pop.size
+        self.readout = pop.kind == "readout"
+        if mode == "fixed":
+            q = pop.quant
+            if q is None:
+                raise NeurocompileError(f"population {pop.name!r} is not quantised; run the quantize pass first")
+            self.du, self.dv = int(q.du), int(q.dv)
+            # readouts take their bias in the decoder (ir.py), never on chip
+            self.bias = torch.zeros(n, dtype=torch.int64) if self.readout else fx.effective_bias(q.bias_mant, q.bias_exp)
+            self.vth = int(q.vth) << fx.VTH_SHIFT
+            dtype = torch.int64
+        else:
+            self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)
+            self.vth = pop.threshold
+            self.keep = 1.0 - pop.leak
+        self.u = torch.zeros(batch, n, dtype=dtype)
+        self.v = torch.zeros(batch, n, dtype=dtype)
+        self.zero = torch.zeros(batch, n, dtype=dtype)
+
+    def reset(self) -> torch.Tensor:
+        self.u = self.zero
+        self.v = self.zero
+        return self.zero
+
+    def step(self, a_in: torch.Tensor) -> torch.Tensor:
+        if self.mode == "fixed":
+            self.u, self.v = fx.lif_subthreshold(self.u, self.v, a_in, self.du, self.dv, self.bias)
+        else:
+            self.u = a_in  # du = 1: no synaptic current state
+            self.v = self.v * self.keep + self.u + self.bias
+        if self.readout:
+            return self.zero
+        s = self.spike_fn(self.v - self.vth) if self.mode == "float" else (self.v > self.vth).to(self.v.dtype)
+        if self.pop.reset == "subtract":
+            self.v = self.v - s * self.vth
+        else:
+            self.v = self.v * (1 - s)
+        return s
+
+
+class _Synapses:
+    """A projection's weights and its one-step delay buffer."""
+
+    def __init__(self, proj: Projection, batch: int, mode: Mode, dtype: torch.dtype):
+        self.proj, self.mode = proj, mode
+        if mode == "fixed":
+            if proj.qweight is None:
+                raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
+            eff = dataclasses.replace(proj, qweight=fx.lava_weights(proj.qweight))
+            self.w = weight_tensor(eff, True, torch.float64)
+        else:
+            self.w = weight_tensor(proj, False, dtype)
+        n_out = proj.matrix().shape[0] if proj.kind != "conv" else int(np.prod(proj.conv.out_shape))
+        self.buf = torch.zeros(batch, n_out, dtype=torch.int64 if mode == "fixed" else dtype)
+
+    def deliver(self) -> torch.Tensor:
+        return self.buf
+
+    def accept(self, s: torch.Tensor) -> None:
+        if self.mode == "fixed":
+            acc = project(self.proj, self.w, s.to(torch.float64)).round().to(torch.int64)
+            self.buf = fx.wrap32(fx.shift(acc, self.proj.weight_exp))
+        else:
+            self.buf = project(self.proj, self.w, s)
+
+
+def simulate(
+    net: Network,
+    frames: torch.Tensor,
+    mode: Mode = "fixed",
+    *,
+    record: bool = False,
+    spike_fn: Callable[[torch.Tensor], torch.Tensor] = heaviside,
+    dtype: torch.dtype = torch.float32,
+) -> SimResult:
+    """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py)."""
+    B, P, _ = frames.shape
+    frames = frames.to(torch.int64 if mode == "fixed" else dtype)
+    neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn) for p in net.populations[1:]}
+    synapses = [_Synapses(pr, B, mode, dtype) for pr in net.projections]
+    incoming = {name: [s for s in synapses if s.proj.target == name] for name in neurons}
+    counts = {name: torch.zeros(B, n.pop.size, dtype=torch.int64 if mode == "fixed" else dtype) for name, n in neurons.items() if not n.readout}
+    trains = {name: [] for name in counts} if record else None
+    for t in range(P):
+        out = {net.input: frames[:, t]}
+        for name, nrn in neurons.items():
+            if t == 0:
+                s = nrn.reset()
+            else:
+                s = nrn.step(sum(syn.deliver() for syn in incoming[name]))
+            out[name] = s
+            if name in counts:
+                counts[name] = counts[name] + s
+                if record:
+                    trains[name].append(s.detach().bool())
+        for syn in synapses:
+            syn.accept(out[syn.proj.source])
+    state = {name: (n.u, n.v) for name, n in neurons.items()}
+    return SimResult(
+        readout=neurons[net.output].v,
+        spike_counts=counts,
+        spike_trains={k: torch.stack(v, 1) for k, v in trains.items()} if record else None,
+        state=state,
+    )

@@ -1,0 +1,87 @@
+"""Lava's fixed-point arithmetic, rule for rule, on batched torch int64 tensors.
+
+Every rule names the lava-nc 0.10.0 line it reproduces. Lava keeps states and
+messages in numpy int32 arrays; we compute in int64 and wrap to 32 bits at
+exactly the places where Lava's int32 storage would (``wrap32``), so results
+are identical also when values overflow.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+DECAY_SHIFT = 12  # lif/models.py AbstractPyLifModelFixed: decay_shift = 12
+DECAY_UNITY = 1 << DECAY_SHIFT
+ACT_SHIFT = 6  # act_shift = 6: synaptic input is MSB-aligned
+VTH_SHIFT = 6  # vth_shift = 6
+UV_MAX = 1 << 23  # max_uv_val = 2 ** (uv_bitwidth - 1), uv_bitwidth = 24
+
+
+def wrap32(x: torch.Tensor) -> torch.Tensor:
+    """Two's-complement wrap to int32, as a store into a numpy int32 array does."""
+    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def shift(x: torch.Tensor, exp: int | torch.Tensor) -> torch.Tensor:
+    """``x << exp`` for exp ≥ 0, arithmetic ``x >> -exp`` (floor) otherwise.
+
+    dense/models.py: ``np.left_shift(a_accum, weight_exp) if weight_exp > 0
+    else np.right_shift(a_accum, -weight_exp)``; lif/models.py scale_bias.
+    """
+    if isinstance(exp, torch.Tensor):
+        return torch.where(exp >= 0, x << exp.clamp(min=0), x >> (-exp).clamp(min=0))
+    return x << exp if exp >= 0 else x >> -exp
+
+
+def decay(x: torch.Tensor, factor: int | torch.Tensor) -> torch.Tensor:
+    """``sign(x·f) · (|x·f| >> 12)`` then int32 — lif/models.py subthr_dynamics (rounds toward zero)."""
+    d = x * factor
+    return wrap32(torch.sign(d) * (d.abs() >> DECAY_SHIFT))
+
+
+def lif_subthreshold(u, v, a_in, du, dv, eff_bias):
+    """One step of ``AbstractPyLifModelFixed.subthr_dynamics`` (lif/models.py L138-186)."""
+    act = wrap32(wrap32(a_in) << ACT_SHIFT)  # np.left_shift(activation_in, act_shift) on int32
+    cur = wrap32(decay(u, DECAY_UNITY - (du + 1)) + act)  # ds_offset = 1; decayed_curr += activation_in
+    wrapped = torch.where(cur > UV_MAX, cur - 2 * UV_MAX, cur)  # one conditional wrap, not a modulo
+    u = torch.where(wrapped <= -UV_MAX, cur + 2 * UV_MAX, wrapped)  # note: Lava adds to cur here
+    volt = wrap32(decay(v, DECAY_UNITY - dv) + u + eff_bias)  # dm_offset = 0
+    v = volt.clamp(-UV_MAX + 1, UV_MAX - 1)  # np.clip to ±(2^23 - 1)
+    return u, v
+
+
+def effective_bias(bias_mant: np.ndarray, bias_exp) -> torch.Tensor:
+    """lif/models.py scale_bias: ``bias_mant.astype(int32)`` shifted by bias_exp."""
+    m = torch.from_numpy(np.asarray(bias_mant, dtype=np.int64)).to(torch.int64)
+    e = torch.as_tensor(np.asarray(bias_exp, dtype=np.int64))
+    return wrap32(shift(wrap32(m), e))
+
+
+def lava_weights(w, num_weight_bits: int = 8):
+    """The weights Lava's fixed-point Dense/Sparse actually use (first run_spk).
+
+    utils/weightutils.py: sign mode inferred by ``determine_sign_mode``;
+    ``clip_weights(num_bits=8)``: MIXED [-256, 255], EXCITATORY [0, 255],
+    INHIBITORY [-255, 0]; ``truncate_weights``: drop ``8 - num_weight_bits +
+    is_mixed`` low bits by ``(w >> k) << k`` (floor; inhibitory on -w).
+    So mixed-sign weights become even (3 → 2, -3 → -4).
+    """
+    is_sparse = sp.issparse(w)
+    data = (sp.csr_matrix(w).data if is_sparse else np.asarray(w)).astype(np.int64)
+    if data.size == 0:
+        return w
+    lo, hi = data.min(), data.max()
+    mixed = lo < 0 < hi
+    inhibitory = hi <= 0 and lo < 0
+    k = 8 - num_weight_bits + int(mixed)
+    x = -data if inhibitory else data
+    x = np.clip(x, -256 if mixed else 0, 255)
+    x = (x >> k) << k
+    x = -x if inhibitory else x
+    if is_sparse:
+        m = sp.csr_matrix(w, dtype=np.int64, copy=True)
+        m.data = x
+        m.eliminate_zeros()
+        return m
+    return x

@@ -1,0 +1,59 @@
+"""Running a converted network on samples: periods, encoding, decoding, batching."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..ir import Network
+from .encoding import encode
+from .engine import simulate
+from .fixed_point import effective_bias
+
+
+def period(net: Network) -> int:
+    """Steps per sample: T steps of input reach the readout after ``depth`` delays (ir.py)."""
+    return int(net.meta["timesteps"]) + net.depth()
+
+
+def frames_for(net: Network, x: np.ndarray, fixed: bool, first_index: int = 0) -> torch.Tensor:
+    return encode(x, net.meta.get("encoding", "direct"), period(net), fixed=fixed, seed=int(net.meta.get("seed", 0)), first_index=first_index)
+
+
+def decode(net: Network, readout: np.ndarray | torch.Tensor, fixed: bool) -> np.ndarray:
+    """Logits per step: ``(v + T · bias) / T`` in the readout's own units."""
+    T = int(net.meta["timesteps"])
+    out = net.population(net.output)
+    bias = effective_bias(out.quant.bias_mant, out.quant.bias_exp).numpy() if fixed else out.bias
+    return (np.asarray(readout, dtype=np.float64) + T * bias) / T
+
+
+@dataclass
+class Evaluation:
+    logits: np.ndarray  # (N, n_out)
+    spike_counts: dict[str, np.ndarray]  # population → (N,) spikes per sample
+    input_events: np.ndarray  # (N,) nonzero input frames per sample
+
+    def accuracy(self, y: np.ndarray) -> float:
+        return float((self.logits.argmax(1) == np.asarray(y)).mean())
+
+
+@torch.no_grad()
+def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, progress: str | None = None) -> Evaluation:
+    """Float or fixed-point simulation of ``x`` in batches."""
+    fixed = mode == "fixed"
+    logits, counts, events = [], {}, []
+    for start in range(0, len(x), batch_size):
+        frames = frames_for(net, x[start : start + batch_size], fixed, first_index=start)
+        r = simulate(net, frames, mode)
+        logits.append(decode(net, r.readout.numpy(), fixed))
+        for k, v in r.spike_counts.items():
+            counts.setdefault(k, []).append(v.sum(1).double().numpy())
+        events.append((frames[:, 1:] != 0).sum((1, 2)).numpy())  # step 0 is the reset step
+        if progress:
+            print(f"\r  {progress}: {min(start + batch_size, len(x))}/{len(x)} samples", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return Evaluation(np.concatenate(logits), {k: np.concatenate(v) for k, v in counts.items()}, np.concatenate(events))
