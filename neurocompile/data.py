@@ -237,32 +237,35 @@ def load_npz(path: Path) -> Dataset:
     Samples of shape (H, W) gain a channel axis and flat features (F,) become (1, 1, F),
     so every Dataset is (N, C, H, W).
     """
-    arrays = _read_npz(path)
+    if not path.is_file():
+        raise NeurocompileError(f"data file {path} does not exist")
+    try:
+        return _dataset_from_arrays(path.stem, _read_npz(path))
+    except NeurocompileError as exc:
+        raise NeurocompileError(f"{path}: {exc}") from None
+
+
+def _dataset_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:
+    """Check and convert the four arrays; messages name the offending key."""
     x_train, x_test = (_as_images(key, arrays[key]) for key in ("x_train", "x_test"))
     y_train, y_test = (_as_labels(key, arrays[key]) for key in ("y_train", "y_test"))
     _check_lengths(("x_train", x_train), ("y_train", y_train))
     _check_lengths(("x_test", x_test), ("y_test", y_test))
     if x_train.shape[1:] != x_test.shape[1:]:
-        raise NeurocompileError(
-            f"{path}: x_train samples have shape {x_train.shape[1:]} but x_test samples {x_test.shape[1:]}"
-        )
-    return Dataset(path.stem, x_train, y_train, x_test, y_test)
+        raise NeurocompileError(f"x_train samples have shape {x_train.shape[1:]} but x_test samples {x_test.shape[1:]}")
+    return Dataset(name, x_train, y_train, x_test, y_test)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     """The four required arrays, read without unpickling anything."""
-    if not path.is_file():
-        raise NeurocompileError(f"data file {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [key for key in NPZ_KEYS if key not in npz.files]
             if missing:
-                raise NeurocompileError(
-                    f"{path} lacks {', '.join(missing)}: an .npz data set needs keys {', '.join(NPZ_KEYS)}"
-                )
+                raise NeurocompileError(f"lacks {', '.join(missing)}: an .npz data set needs keys {', '.join(NPZ_KEYS)}")
             return {key: npz[key] for key in NPZ_KEYS}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise NeurocompileError(f"cannot read {path} as .npz without pickles: {_first_line(str(exc))}") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise NeurocompileError(f"cannot be read as .npz without pickles: {_first_line(str(exc))}") from exc
 
 
 def _as_images(key: str, x: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ def weight_tensor(proj: Projection, quantized: bool, dtype: torch.dtype) -> torc
     if proj.kind == "sparse":
         m = sp.coo_matrix(w)
         idx = torch.from_numpy(np.vstack([m.row, m.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx, torch.from_numpy(np.asarray(m.data)).to(dtype), m.shape).coalesce()
+        return torch.sparse_coo_tensor(idx, torch.from_numpy(np.asarray(m.data)).to(dtype), m.shape, check_invariants=False).coalesce()
     return torch.from_numpy(np.asarray(w)).to(dtype)
 
 

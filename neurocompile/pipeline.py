@@ -1,0 +1,280 @@
+"""``build``: the whole pipeline, model file → report, as one Python call.
+
+Each stage is a pure pass over the IR; this module only sequences them,
+measures accuracy after each, and writes the outputs atomically (everything
+goes to a temporary folder next to ``out`` that is renamed into place).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import ir
+from .backends import get_backend
+from .data import load_dataset, shape_for_model
+from .errors import NeurocompileError
+from .frontend import ingest, load_program
+from .passes.convert import convert
+from .passes.map import map_to_cores
+from .passes.quantize import FixedPointFormat, quantize
+from .profiles import load_profile, load_profiles
+from .report.energy import count_ops, energy_table
+from .report.html import render_html
+from .sim.run import Evaluation, decode, evaluate, frames_for, period
+
+NETWORK_FILE = "network.ncnet"
+T_SWEEP = (4, 8, 16, 32, 64, 128)
+
+
+def log(msg: str) -> None:
+    print(f"[neurocompile] {msg}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def atomic_dir(out: Path):
+    """Yield a temporary folder that replaces ``out`` only if the block succeeds."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{time.time_ns()}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _stage(acc: float, n: int, **extra) -> dict:
+    return {"accuracy": round(float(acc), 6), "samples": int(n), **extra}
+
+
+def _ann_accuracy(model: Path, x: np.ndarray, y: np.ndarray, sample_shape, trust_pickle: bool) -> float:
+    """Accuracy of the model file itself (not of our IR), as the independent baseline."""
+    module = load_program(model, sample_shape=sample_shape, trust_pickle=trust_pickle).module()
+    xt = torch.as_tensor(x)
+    with torch.no_grad():
+        try:
+            preds = np.concatenate([module(xt[i : i + 512]).argmax(1).numpy() for i in range(0, len(x), 512)])
+        except Exception:  # exported for a batch of one: its guards refuse other batch sizes
+            preds = np.array([int(module(xt[i : i + 1]).argmax(1)) for i in range(len(x))])
+    return float((preds == y).mean())
+
+
+def layer_table(net: ir.Network, ev: Evaluation) -> list[dict]:
+    rows = []
+    for pop in net.populations[1:]:
+        spikes = ev.spike_counts.get(pop.name)
+        rows.append(
+            {
+                "name": pop.name,
+                "kind": pop.kind,
+                "shape": list(pop.shape),
+                "neurons": pop.size,
+                "synapses": int(sum(pr.n_synapses for pr in net.incoming(pop.name))),
+                "threshold": float(pop.threshold) if pop.kind == "spiking" else None,
+                "spikes_per_sample": float(spikes.mean()) if spikes is not None else 0.0,
+            }
+        )
+    return rows
+
+
+def spikes_per_sample(net: ir.Network, ev: Evaluation) -> dict[str, float]:
+    per = {k: float(v.mean()) for k, v in ev.spike_counts.items()}
+    per[net.input] = float(ev.input_events.mean())
+    return per
+
+
+def run_lava_stage(net: ir.Network, x: np.ndarray, quantized_logits: np.ndarray, quantized_counts: dict, backend: str, timeout_s: float) -> dict:
+    """The sampled cross-check on Lava: accuracy and agreement with the reference on the same samples."""
+    be = get_backend(backend)
+    ok, why = be.available()
+    if not ok:
+        raise NeurocompileError(f"backend {backend!r} is not usable here: {why}")
+    frames = frames_for(net, x, fixed=True).numpy()
+    result = be.run(net, frames, timeout_s=timeout_s)
+    logits = decode(net, result.readout, fixed=True)
+    preds, ref_preds = logits.argmax(1), quantized_logits.argmax(1)
+    spikes_equal = all(np.array_equal(result.spike_counts[k].sum(1), quantized_counts[k]) for k in quantized_counts)
+    return {
+        "platform": result.platform,
+        "predictions": preds.tolist(),
+        "agreement": {
+            "predictions": float((preds == ref_preds).mean()),
+            "readout_identical": bool(np.array_equal(logits, quantized_logits)),
+            "spike_counts_identical": bool(spikes_equal),
+        },
+        "wall_s": round(result.wall_s, 3),
+        "steps": result.steps,
+        "steps_per_s": round(result.steps / max(result.wall_s, 1e-9), 1),
+        "notes": result.notes,
+    }
+
+
+def build(
+    model: str | Path,
+    *,
+    target: str = "loihi2",
+    data: str = "digits",
+    out: str | Path = "build",
+    timesteps: int = 32,
+    seed: int = 0,
+    lava_samples: int = 20,
+    backend: str = "lava",
+    encoding: str = "direct",
+    threshold_method: str = "percentile",
+    calibration_samples: int = 512,
+    trust_pickle: bool = False,
+    lava_timeout_s: float = 600.0,
+) -> dict:
+    """Ingest → convert → quantise → map → run on Lava → report; returns the report dict."""
+    t_start = time.perf_counter()
+    model = Path(model)
+    profile = load_profile(target)  # fail fast on a bad target
+    if lava_samples < 0:
+        raise NeurocompileError(f"--lava-samples must be ≥ 0 (got {lava_samples})")
+    if backend != "none" and lava_samples:
+        be = get_backend(backend)  # fail fast on a missing backend
+        ok, why = be.available()
+        if not ok:
+            raise NeurocompileError(f"backend {backend!r} is not usable here: {why}; pass --lava-samples 0 to skip it")
+    ds = load_dataset(data, seed=seed)
+    log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples")
+    net = ingest(model, sample_shape=ds.sample_shape, trust_pickle=trust_pickle)
+    in_shape = net.population(net.input).shape
+    x_train, x_test = shape_for_model(ds.x_train, in_shape), shape_for_model(ds.x_test, in_shape)
+    log(f"ingested {model.name}: {len(net.populations) - 1} populations, {len(net.projections)} projections")
+
+    stages: dict[str, dict] = {}
+    stages["ann"] = _stage(_ann_accuracy(model, x_test, ds.y_test, ds.sample_shape, trust_pickle), len(x_test))
+    log(f"ann accuracy {stages['ann']['accuracy']:.4f}")
+
+    calib = x_train[:calibration_samples]
+    snn = convert(net, calib, timesteps=timesteps, encoding=encoding, method=threshold_method)
+    snn = snn.replace(meta={**snn.meta, "seed": seed, "data": data, "model": str(model)})
+    ev_float = evaluate(snn, x_test, "float", progress="snn_float")
+    stages["snn_float"] = _stage(ev_float.accuracy(ds.y_test), len(x_test), mode="float, same schedule as the chip")
+    sweep = {}
+    for T in T_SWEEP:
+        s_T = snn.replace(meta={**snn.meta, "timesteps": T})
+        sweep[T] = round(evaluate(s_T, x_test, "float").accuracy(ds.y_test), 6)
+    log(f"snn_float accuracy {stages['snn_float']['accuracy']:.4f} at T={timesteps}; vs T: {sweep}")
+
+    qnet = quantize(snn, FixedPointFormat.from_profile(profile))
+    ev_q = evaluate(qnet, x_test, "fixed", progress="snn_quantized (reference backend)")
+    stages["snn_quantized"] = _stage(ev_q.accuracy(ds.y_test), len(x_test), backend="reference (bit-exact Lava fixed point)")
+    log(f"snn_quantized accuracy {stages['snn_quantized']['accuracy']:.4f}")
+
+    mapped = map_to_cores(qnet, profile)
+    notes: list[str] = []
+    lowering = None
+    n_lava = min(lava_samples, len(x_test))
+    if backend != "none" and n_lava:
+        log(f"running {n_lava} samples on backend {backend!r} ({n_lava * period(mapped)} steps)")
+        ref_counts = {k: v[:n_lava] for k, v in ev_q.spike_counts.items()}
+        lava = run_lava_stage(mapped, x_test[:n_lava], ev_q.logits[:n_lava], ref_counts, backend, lava_timeout_s)
+        preds = np.asarray(lava.pop("predictions"))
+        stages["lava"] = _stage((preds == ds.y_test[:n_lava]).mean(), n_lava, **lava)
+        same = (ev_q.logits[:n_lava].argmax(1) == ds.y_test[:n_lava]).mean()
+        stages["lava"]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
+        log(f"lava accuracy {stages['lava']['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
+        lowering = _describe_lowering(backend, mapped)
+    else:
+        notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
+
+    sps = spikes_per_sample(mapped, ev_q)
+    ops = count_ops(mapped, sps, period(mapped))
+    profiles = load_profiles()
+    report = {
+        "neurocompile_report": 1,
+        "target": target,
+        "model": {"file": str(model), "sha256": sha256(model), "format": net.meta.get("source_format")},
+        "data": {"spec": data, "train": len(x_train), "test": len(x_test), "seed": seed},
+        "timesteps": timesteps,
+        "period_steps": period(mapped),
+        "encoding": encoding,
+        "threshold_method": snn.meta["threshold_method"],
+        "stages": stages,
+        "accuracy_vs_T": {str(k): v for k, v in sweep.items()},
+        "layers": layer_table(mapped, ev_q),
+        "ops_per_sample": ops,
+        "energy": energy_table(mapped, ops, profiles),
+        "mapping": mapped.meta.get("mapping"),
+        "quantization": qnet.meta["quantization"],
+        "lowering": lowering,
+        "notes": notes,
+        "build_seconds": None,
+    }
+    with atomic_dir(Path(out)) as tmp:
+        ir.save(mapped, tmp / NETWORK_FILE)
+        report["build_seconds"] = round(time.perf_counter() - t_start, 2)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+        (tmp / "report.html").write_text(render_html(report))
+    log(f"wrote {out}/report.json, {out}/report.html and {out}/{NETWORK_FILE} in {report['build_seconds']} s")
+    return report
+
+
+def _describe_lowering(backend: str, net: ir.Network):
+    be = get_backend(backend)
+    describe = getattr(be, "describe_lowering", None)
+    return describe(net) if describe else None
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def run_artifact(out: str | Path, backend: str = "reference", samples: int | None = None, timeout_s: float = 600.0) -> dict:
+    """Run a built artifact's network on the first ``samples`` test samples of its data set."""
+    path = Path(out) / NETWORK_FILE
+    if not path.exists():
+        raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); run `neurocompile build` first")
+    net = ir.load(path)
+    ds = load_dataset(net.meta["data"], seed=int(net.meta.get("seed", 0)))
+    n = len(ds.x_test) if samples is None else min(samples, len(ds.x_test))
+    if n < 1:
+        raise NeurocompileError(f"--samples must be ≥ 1 (got {samples})")
+    x = shape_for_model(ds.x_test[:n], net.population(net.input).shape)
+    be = get_backend(backend)
+    ok, why = be.available()
+    if not ok:
+        raise NeurocompileError(f"backend {backend!r} is not usable here: {why}")
+    result = be.run(net, frames_for(net, x, fixed=True).numpy(), timeout_s=timeout_s)
+    preds = decode(net, result.readout, fixed=True).argmax(1)
+    return {
+        "backend": backend,
+        "platform": result.platform,
+        "samples": n,
+        "accuracy": float((preds == ds.y_test[:n]).mean()),
+        "predictions": preds.tolist(),
+        "spikes_per_layer": {k: int(v.sum()) for k, v in result.spike_counts.items()},
+        "spikes_per_sample": {k: float(v.sum(1).mean()) for k, v in result.spike_counts.items()},
+        "wall_s": round(result.wall_s, 4),
+        "steps": result.steps,
+    }

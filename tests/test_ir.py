@@ -1,0 +1,66 @@
+"""IR serialisation: lossless round trip, versioned, no pickle."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from nc_testutils import export_pt2
+
+from neurocompile import ir
+from neurocompile.errors import NeurocompileError
+from neurocompile.frontend import ingest
+
+
+def _net(tmp_path):
+    import torch.nn as nn
+    from nc_testutils import randomize_bn
+
+    m = randomize_bn(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(2, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3)))
+    return ingest(export_pt2(m, tmp_path / "m.pt2", (1, 8, 8)))
+
+
+def test_round_trip_is_lossless(tmp_path):
+    net = _net(tmp_path)
+    net = net.replace(meta={"timesteps": 8, "nested": {"a": [1, 2.5, "x"]}, "arr": np.arange(3)})
+    ir.save(net, tmp_path / "n.ncnet")
+    back = ir.load(tmp_path / "n.ncnet")
+    assert [p.name for p in back.populations] == [p.name for p in net.populations]
+    for a, b in zip(net.projections, back.projections):
+        assert (a.kind, a.source, a.target, a.conv) == (b.kind, b.source, b.target, b.conv)
+        assert abs(a.matrix() - b.matrix()).max() == 0
+    for a, b in zip(net.populations, back.populations):
+        assert a.shape == b.shape and a.kind == b.kind
+        if a.bias is not None:
+            np.testing.assert_array_equal(a.bias, b.bias)
+    assert back.meta["nested"] == {"a": [1, 2.5, "x"]} and back.meta["arr"].tolist() == [0, 1, 2]
+
+
+def test_sparse_weights_round_trip(tmp_path):
+    net = _net(tmp_path)
+    pr = net.projections[1]
+    assert pr.kind in ("sparse", "dense")
+    m = sp.random(8, 32, density=0.2, format="csr", random_state=0)
+    net = net.replace(projections=(net.projections[0], ir.Projection("s", pr.source, pr.target, "sparse", m), *net.projections[2:]))
+    ir.save(net, tmp_path / "n.ncnet")
+    assert abs(ir.load(tmp_path / "n.ncnet").projections[1].weight - m).max() == 0
+
+
+def test_other_versions_and_files_are_refused(tmp_path):
+    net = _net(tmp_path)
+    ir.save(net, tmp_path / "n.ncnet")
+    with zipfile.ZipFile(tmp_path / "n.ncnet") as z:
+        items = {n: z.read(n) for n in z.namelist()}
+    header = json.loads(items["network.json"])
+    header["version"] = 999
+    items["network.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(tmp_path / "v.ncnet", "w") as z:
+        for n, b in items.items():
+            z.writestr(n, b)
+    with pytest.raises(NeurocompileError, match="version 999"):
+        ir.load(tmp_path / "v.ncnet")
+    (tmp_path / "junk").write_text("x")
+    with pytest.raises(NeurocompileError, match="not a neurocompile network"):
+        ir.load(tmp_path / "junk")
