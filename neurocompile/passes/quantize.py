@@ -48,11 +48,6 @@ class FixedPointFormat:
         return cls(**{k: int(v) if k != "headroom" else float(v) for k, v in values.items()})
 
 
-def _abs_matrix(pr: Projection) -> sp.csr_matrix:
-    m = pr.matrix()
-    return abs(m)
-
-
 def _weight_mantissa(w, scale: float, fmt: FixedPointFormat) -> tuple[object, int]:
     """Integer mantissas and exponent with ``mant · 2^exp ≈ w · scale``."""
     data = (w.data if sp.issparse(w) else np.asarray(w, dtype=np.float64)) * scale
@@ -91,8 +86,9 @@ def quantize(net: Network, fmt: FixedPointFormat = FixedPointFormat()) -> Networ
     scales: dict[str, float] = {}
     for pop in net.populations[1:]:
         inc = net.incoming(pop.name)
+        # float value of one payload unit (8-bit direct input); every source's largest value is 1.0
         unit = {pr.name: (in_scale if pr.source == net.input else 1.0) for pr in inc}
-        row_l1 = sum(_abs_matrix(pr) @ np.ones(pr.matrix().shape[1]) * unit[pr.name] for pr in inc)
+        row_l1 = sum(abs(pr.matrix()) @ np.ones(pr.matrix().shape[1]) for pr in inc)
         i_max = float(np.max(row_l1)) if np.size(row_l1) else 0.0
         bias = pop.bias if pop.bias is not None else np.zeros(pop.size)
         b_max = float(np.abs(bias).max()) if bias.size else 0.0
