@@ -44,8 +44,22 @@ class FixedPointFormat:
         """Read the profile's ``formats`` table; keys it lacks keep Lava's LIF defaults."""
         table = getattr(profile, "formats", None) or {}
         known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: (v["value"] if isinstance(v, dict) else v) for k, v in table.items() if k in known}
-        return cls(**{k: int(v) if k != "headroom" else float(v) for k, v in values.items()})
+        values = {}
+        for key, raw in table.items():
+            key = _PROFILE_KEYS.get(key, key)
+            if key in known:
+                v = raw["value"] if isinstance(raw, dict) else getattr(raw, "value", raw)
+                values[key] = float(v) if key == "headroom" else int(v)
+        return cls(**values)
+
+
+# hardware_profiles/*.toml names → FixedPointFormat fields
+_PROFILE_KEYS = {
+    "v_bits": "state_bits",
+    "threshold_mantissa_bits": "vth_bits",
+    "bias_mantissa_bits": "bias_mant_bits",
+    "bias_exponent_bits": "bias_exp_bits",
+}
 
 
 def _weight_mantissa(w, scale: float, fmt: FixedPointFormat) -> tuple[object, int]:
