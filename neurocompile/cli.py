@@ -47,8 +47,9 @@ def cli() -> None:
 @click.option("--backend", default="lava", show_default=True, help="backend for the sampled hardware cross-check (lava, reference, none)")
 @click.option("--encoding", type=click.Choice(["direct", "rate"]), default="direct", show_default=True, help="input encoding: analog/graded (direct) or Bernoulli spikes (rate)")
 @click.option("--threshold-method", type=click.Choice(["percentile", "max"]), default="percentile", show_default=True, help="threshold balancing: 99.9th percentile or maximum of ANN activations")
+@click.option("--sweep", default="4,8,16,32,64,128", show_default=True, help="time steps at which to also measure float SNN accuracy ('' for none)")
 @click.option("--trust-pickle", is_flag=True, help="allow loading a torch.save pickle (runs code from the file!)")
-def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, trust_pickle):
+def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, sweep, trust_pickle):
     """Convert MODEL (.pt2 torch.export or .pt TorchScript), run it, and write a report.
 
     \b
@@ -62,6 +63,7 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
     report = run_build(
         model, target=target, data=data, out=out, timesteps=timesteps, seed=seed, lava_samples=lava_samples,
         backend=backend, encoding=encoding, threshold_method=threshold_method, trust_pickle=trust_pickle,
+        t_sweep=_int_list(sweep, "--sweep"),
     )
     for name, st in report["stages"].items():
         click.echo(f"{name:14s} accuracy {st['accuracy']:.4f} on {st['samples']} samples")
@@ -193,6 +195,16 @@ def map_cmd(network, target):
 
     m = map_to_cores(ir.load(network), load_profile(target)).meta["mapping"]
     click.echo(json.dumps(m, indent=1, default=str))
+
+
+def _int_list(text: str, option: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise NeurocompileError(f"{option} takes comma-separated positive integers like 8,16,32 (got {text!r})") from None
+    if any(v < 1 for v in values):
+        raise NeurocompileError(f"{option} takes positive integers (got {text!r})")
+    return values
 
 
 def _save(net, out: Path) -> None:

@@ -22,7 +22,7 @@ from . import ir
 from .backends import get_backend
 from .data import load_dataset, shape_for_model
 from .errors import NeurocompileError
-from .frontend import ingest, load_program
+from .frontend import ingest, load_program, sniff_format
 from .passes.convert import convert
 from .passes.map import map_to_cores
 from .passes.quantize import FixedPointFormat, quantize
@@ -148,11 +148,13 @@ def build(
     calibration_samples: int = 512,
     trust_pickle: bool = False,
     lava_timeout_s: float = 600.0,
+    t_sweep: tuple[int, ...] = T_SWEEP,
 ) -> dict:
     """Ingest → convert → quantise → map → run on Lava → report; returns the report dict."""
     t_start = time.perf_counter()
     model = Path(model)
-    profile = load_profile(target)  # fail fast on a bad target
+    profile = load_profile(target)  # fail fast on a bad target or model file
+    sniff_format(model)
     if lava_samples < 0:
         raise NeurocompileError(f"--lava-samples must be ≥ 0 (got {lava_samples})")
     if backend != "none" and lava_samples:
@@ -177,7 +179,7 @@ def build(
     ev_float = evaluate(snn, x_test, "float", progress="snn_float")
     stages["snn_float"] = _stage(ev_float.accuracy(ds.y_test), len(x_test), mode="float, same schedule as the chip")
     sweep = {}
-    for T in T_SWEEP:
+    for T in t_sweep:
         s_T = snn.replace(meta={**snn.meta, "timesteps": T})
         sweep[T] = round(evaluate(s_T, x_test, "float").accuracy(ds.y_test), 6)
     log(f"snn_float accuracy {stages['snn_float']['accuracy']:.4f} at T={timesteps}; vs T: {sweep}")

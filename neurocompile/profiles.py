@@ -81,6 +81,14 @@ class Quantity:
     uncertain: bool = False
     range: tuple[float, float] | None = None
 
+    def __int__(self) -> int:
+        """The value as written (not converted): lets ``int(profile.formats["weight_bits"])`` read naturally."""
+        return int(self.value)
+
+    def __float__(self) -> float:
+        """The value as written, in the profile's own unit (use :attr:`si` for SI)."""
+        return float(self.value)
+
     @property
     def si(self) -> float:
         """The value in SI units (J, W, s); counts are returned unchanged."""
@@ -300,9 +308,13 @@ def load_profile(name_or_path: str | Path, directory: str | Path | None = None) 
 def _fmt(q: Quantity | None, scale: float = 1.0, unit: str | None = None) -> str:
     if q is None:
         return "-"
-    v = float(q.value) * scale
-    text = f"{v:g} {unit if unit is not None else q.unit}".strip()
-    return f"~{text}" if q.uncertain else text
+    u = unit if unit is not None else q.unit
+    text = f"{float(q.value) * scale:g} {u}".strip()
+    if not q.uncertain:
+        return text
+    if q.range is not None:
+        return f"~{text} ({q.range[0] * scale:g}-{q.range[1] * scale:g})"
+    return f"~{text}"
 
 
 def _label(q: Quantity | None) -> str:

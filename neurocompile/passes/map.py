@@ -15,7 +15,8 @@ The model (every figure comes from the profile's ``[limits]`` and ``[formats]``)
 * Memory per core: ``limits.synaptic_memory_bits_per_core`` must hold the
   run's incoming synapses, plus ``limits.shared_state_bits_per_neuron`` per
   neuron where the chip keeps neuron state in the same memory (Loihi 2).
-  Synapses cost ``formats.weight_bits`` each, stored the cheaper of two ways
+  Synapses cost ``limits.stored_weight_bits`` each (``formats.weight_bits``
+  when the profile does not say), stored the cheaper of two ways
   per incoming projection: a dense block (rows x used source columns x weight
   bits) or sparse entries (nonzero synapses x (weight bits +
   ``limits.synapse_index_bits``)). Convolutions store one copy of the kernel
@@ -32,6 +33,7 @@ The result is recorded in ``net.meta["mapping"]`` (plain ints, lists, strings).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -81,7 +83,7 @@ class CoreBudget:
             memory_bits=profile.limit("synaptic_memory_bits_per_core"),
             fan_in=profile.limit("fan_in_axons_per_core"),
             fan_out=profile.limit("fan_out_axons_per_core"),
-            weight_bits=profile.weight_bits,
+            weight_bits=profile.limit("stored_weight_bits") or profile.weight_bits,
             # without a stated figure, a sparse entry names one of the core's neurons
             index_bits=index_bits if index_bits is not None else max(1, math.ceil(math.log2(neurons))),
             state_bits=profile.limit("shared_state_bits_per_neuron") or 0,
@@ -109,21 +111,24 @@ def destination_core_counts(
     """
     matrices = matrices if matrices is not None else projection_matrices(net)
     n_src = net.population(source).size
-    keys = []
+    n_cores = sum(len(chunks.get(p.name, [])) for p in net.populations[1:])
+    reach = sp.csr_matrix((n_cores, n_src), dtype=np.int64)  # (core, source neuron) -> synapses
     offset = 0
     for pop in net.populations[1:]:
         runs = chunks.get(pop.name, [])
         outs = [pr for pr in net.incoming(pop.name) if pr.source == source]
         if outs and runs:
             core_of_row = np.repeat(np.arange(len(runs)) + offset, [b - a for a, b in runs])
+            rows_to_cores = sp.csr_matrix(
+                (np.ones(pop.size, dtype=np.int64), (core_of_row, np.arange(pop.size))), shape=(n_cores, pop.size)
+            )
             for pr in outs:
-                m = matrices[pr.name].tocoo()
-                keys.append(core_of_row[m.row].astype(np.int64) * n_src + m.col)
+                m = matrices[pr.name].copy()
+                m.eliminate_zeros()
+                structure = sp.csr_matrix((np.ones(m.nnz, dtype=np.int64), m.indices, m.indptr), shape=m.shape)
+                reach = reach + rows_to_cores @ structure
         offset += len(runs)
-    if not keys:
-        return np.zeros(n_src, dtype=np.int64)
-    uniq = np.unique(np.concatenate(keys))
-    return np.bincount(uniq % n_src, minlength=n_src).astype(np.int64)
+    return np.asarray(reach.getnnz(axis=0), dtype=np.int64)
 
 
 def neuron_limited_chunks(net: Network, neurons_per_core: int) -> dict[str, list[tuple[int, int]]]:
@@ -144,6 +149,13 @@ def core_chunks(net: Network, profile: Profile) -> dict[str, list[tuple[int, int
 
 
 # -- the cost of putting rows [a, b) of one population on one core --------------------
+def _distinct_columns(m: sp.csr_matrix, a: int, b: int) -> int:
+    """Distinct columns with a nonzero in rows ``[a, b)`` (a mask, not a sort: this runs in the inner loop)."""
+    seen = np.zeros(m.shape[1], dtype=bool)
+    seen[m.indices[m.indptr[a]:m.indptr[b]]] = True
+    return int(np.count_nonzero(seen))
+
+
 class _RunCost:
     """Costs of a run of neurons ``[a, b)`` of one population; each grows with ``b``."""
 
@@ -174,15 +186,14 @@ class _RunCost:
         bits = (b - a) * self.state_bits
         for m, nnz_prefix in self.blocks:
             nnz = int(nnz_prefix[b] - nnz_prefix[a])
-            cols = np.unique(m.indices[m.indptr[a]:m.indptr[b]]).size
+            cols = _distinct_columns(m, a, b)
             bits += min((b - a) * cols * self.budget.weight_bits, nnz * self.entry_bits)
         for per_channel, kernel_bits in self.kernels:
             bits += ((b - 1) // per_channel - a // per_channel + 1) * kernel_bits
         return int(bits)
 
     def fan_in(self, a: int, b: int) -> int:
-        m = self.fan_in_matrix
-        return int(np.unique(m.indices[m.indptr[a]:m.indptr[b]]).size)
+        return _distinct_columns(self.fan_in_matrix, a, b)
 
     def fan_out(self, a: int, b: int) -> int:
         return int(self.fan_out_prefix[b] - self.fan_out_prefix[a])
@@ -251,13 +262,19 @@ def _summary_binding(binding: list[str]) -> str:
     return Counter(full).most_common(1)[0][0] if len(binding) > 1 else "fits on one core"
 
 
-def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None) -> Network:
+def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None, max_neurons_per_core: int | None = None) -> Network:
     """Partition ``net`` onto ``profile``'s cores; returns it with ``meta["mapping"]``.
 
+    ``max_neurons_per_core`` caps runs below the chip's limit: more cores, less
+    work on the busiest one, so a shorter step (and less static energy).
     Raises :class:`NeurocompileError` saying by how much when the network needs
     more cores than ``chips`` chips (default: the profile's ``limits.chips``) have.
     """
     budget = CoreBudget.from_profile(profile, chips)
+    if max_neurons_per_core is not None:
+        if max_neurons_per_core < 1:
+            raise NeurocompileError(f"max_neurons_per_core must be at least 1, got {max_neurons_per_core}")
+        budget = dataclasses.replace(budget, neurons=min(budget.neurons, max_neurons_per_core))
     matrices = projection_matrices(net)
     chunks: dict[str, list[tuple[int, int]]] = {}
     records: dict[str, dict] = {}

@@ -1,0 +1,96 @@
+"""The command line end to end: a real build, and every refusal as a user sees it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from nc_testutils import export_pt2
+
+from neurocompile.cli import main
+
+
+def refuse(capsys, args: list[str], out: Path | None = None) -> str:
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    lines = err.splitlines()
+    # progress lines may come first; the error is one line, the last, and there is no traceback
+    assert [l for l in lines if l.startswith("error: ")] == lines[-1:] and "Traceback" not in err, err
+    if out is not None:
+        assert not out.exists() and not list(out.parent.glob(f".{out.name}*")), "half-written output left behind"
+    return lines[-1]
+
+
+def test_build_with_reference_backend_and_run(tmp_path, trained_mlp, capsys):
+    out = tmp_path / "build"
+    code = main(["build", trained_mlp[0], "--data", "digits", "-o", str(out), "--backend", "reference", "--lava-samples", "10", "--sweep", "8,32"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    st = report["stages"]
+    assert set(st) == {"ann", "snn_float", "snn_quantized", "lava"}
+    assert st["snn_float"]["accuracy"] >= st["ann"]["accuracy"] - 0.02
+    assert abs(st["snn_quantized"]["accuracy"] - st["snn_float"]["accuracy"]) <= 0.02
+    assert st["lava"]["agreement"]["predictions"] == 1.0  # same backend semantics: must agree exactly
+    assert report["model"]["sha256"] and report["energy"].keys() >= {"loihi", "loihi2", "cmos45_fp32", "cmos45_int8"}
+    assert [l["name"] for l in report["layers"]][-1] == "output"
+    assert "<img" in (out / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["run", str(out), "--backend", "reference", "--samples", "30", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert len(r["predictions"]) == 30 and 0.8 <= r["accuracy"] <= 1.0
+    assert set(r["spikes_per_layer"]) == {l["name"] for l in report["layers"] if l["kind"] == "spiking"}
+
+
+def test_refusals(tmp_path, capsys, trained_mlp):
+    out = tmp_path / "out"
+    model = trained_mlp[0]
+    m = nn.Sequential(nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10)).eval()
+    torch.save(m, tmp_path / "pickle.pt")
+    torch.save(m.state_dict(), tmp_path / "sd.pt")
+    mp = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(32, 10))
+    export_pt2(mp, tmp_path / "maxpool.pt2", (1, 8, 8))
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros((3, 64)))
+    cases = {
+        "pickle": ([str(tmp_path / "pickle.pt")], "--trust-pickle"),
+        "state_dict": ([str(tmp_path / "sd.pt")], "architecture"),
+        "maxpool": ([str(tmp_path / "maxpool.pt2")], "max_pool2d"),
+        "missing": ([str(tmp_path / "nope.pt2")], "does not exist"),
+        "target": ([model, "--target", "truenorth9"], "loihi2"),
+        "data": ([model, "--data", "cifar"], "digits"),
+        "npz": ([model, "--data", str(tmp_path / "bad.npz")], "y_train"),
+        "backend": ([model, "--backend", "spinnaker"], "reference"),
+        "sweep": ([model, "--sweep", "8,x"], "--sweep"),
+    }
+    for name, (args, needle) in cases.items():
+        msg = refuse(capsys, ["build", *args, "-o", str(out), "--sweep", "8"] if name != "sweep" else ["build", *args, "-o", str(out)], out)
+        assert needle in msg, (name, msg)
+
+
+def test_trusted_pickle_builds(tmp_path, capsys):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
+    torch.save(m, tmp_path / "m.pt")
+    out = tmp_path / "b"
+    code = main(["build", str(tmp_path / "m.pt"), "--trust-pickle", "-o", str(out), "--lava-samples", "0", "--sweep", ""])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "report.json").exists()
+
+
+def test_console_script_prints_one_line_and_exits_2(tmp_path):
+    exe = Path(sys.executable).with_name("neurocompile")
+    r = subprocess.run([str(exe), "build", str(tmp_path / "missing.pt2"), "-o", str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "does not exist" in r.stderr
+    r = subprocess.run([str(exe), "build", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "Example" in r.stdout and "--timesteps" in r.stdout
+
+
+def test_profiles_command(capsys):
+    assert main(["profiles"]) == 0
+    text = capsys.readouterr().out
+    assert "loihi2" in text and "cmos45_int8" in text
