@@ -98,11 +98,6 @@ class Quantity:
     def dimension(self) -> str:
         return _SI.get(self.unit, ("count", 1.0))[0]
 
-    def describe(self) -> str:
-        """``23.6 pJ (pre-silicon; Davies et al. 2018)``, with ``uncertain`` when so marked."""
-        flag = ", uncertain" if self.uncertain else ""
-        return f"{self.value:g} {self.unit} ({self.label}{flag}; {self.source})"
-
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"value": self.value, "unit": self.unit, "label": self.label, "source": self.source}
         if self.note:

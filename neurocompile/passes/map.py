@@ -62,7 +62,7 @@ class CoreBudget:
     memory_bits: int | None
     fan_in: int | None
     fan_out: int | None
-    weight_bits: int
+    synapse_weight_bits: int  # bits one stored weight occupies
     index_bits: int
     state_bits: int
     cores_per_chip: int
@@ -83,7 +83,7 @@ class CoreBudget:
             memory_bits=profile.limit("synaptic_memory_bits_per_core"),
             fan_in=profile.limit("fan_in_axons_per_core"),
             fan_out=profile.limit("fan_out_axons_per_core"),
-            weight_bits=profile.limit("stored_weight_bits") or profile.weight_bits,
+            synapse_weight_bits=profile.limit("stored_weight_bits") or profile.weight_bits,
             # without a stated figure, a sparse entry names one of the core's neurons
             index_bits=index_bits if index_bits is not None else max(1, math.ceil(math.log2(neurons))),
             state_bits=profile.limit("shared_state_bits_per_neuron") or 0,
@@ -163,7 +163,7 @@ class _RunCost:
         self.n = pop.size
         self.budget = budget
         incoming = net.incoming(pop.name)
-        wb, ib = budget.weight_bits, budget.index_bits
+        wb, ib = budget.synapse_weight_bits, budget.index_bits
         # fan-in: one axon per distinct source neuron, however many projections it uses
         by_source: dict[str, sp.csr_matrix] = {}
         self.blocks: list[tuple[sp.csr_matrix, np.ndarray]] = []  # dense/sparse projections
@@ -187,7 +187,7 @@ class _RunCost:
         for m, nnz_prefix in self.blocks:
             nnz = int(nnz_prefix[b] - nnz_prefix[a])
             cols = _distinct_columns(m, a, b)
-            bits += min((b - a) * cols * self.budget.weight_bits, nnz * self.entry_bits)
+            bits += min((b - a) * cols * self.budget.synapse_weight_bits, nnz * self.entry_bits)
         for per_channel, kernel_bits in self.kernels:
             bits += ((b - 1) // per_channel - a // per_channel + 1) * kernel_bits
         return int(bits)
@@ -257,6 +257,10 @@ def _partition(name: str, cost: _RunCost, budget: CoreBudget) -> tuple[list[tupl
     return runs, binding
 
 
+def _plain(v: float) -> str:
+    return f"{v:,.0f}" if float(v).is_integer() else f"{v:g}"
+
+
 def _summary_binding(binding: list[str]) -> str:
     full = binding[:-1] or binding
     return Counter(full).most_common(1)[0][0] if len(binding) > 1 else "fits on one core"
@@ -321,12 +325,10 @@ def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None, ma
     }.items() if v is None]
     if unchecked:
         notes.append(f"{profile.name} does not publish {', '.join(_CHECKS[k] for k in unchecked)}: not checked")
-    uncertain = [k for k in _CHECKS if k in profile.limits and profile.limits[k].uncertain]
-    uncertain += [k for k in ("shared_state_bits_per_neuron", "synapse_index_bits") if k in profile.limits and profile.limits[k].uncertain]
-    for k in uncertain:
-        q = profile.limits[k]
-        rng = f" (sources range {q.range[0]:g}-{q.range[1]:g} {q.unit})" if q.range else ""
-        notes.append(f"{profile.name} {k.replace('_', ' ')} is uncertain: mapped with {q.value:g} {q.unit}{rng}")
+    for k, q in profile.limits.items():
+        if q.uncertain:
+            rng = f" (sources range {_plain(q.range[0])}-{_plain(q.range[1])} {q.unit})" if q.range else ""
+            notes.append(f"{profile.name} {k.replace('_', ' ')} is uncertain: mapped with {_plain(q.value)} {q.unit}{rng}")
 
     mapping = {
         "profile": profile.name,
@@ -334,7 +336,7 @@ def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None, ma
         "cores_available": available,
         "cores_used": needed,
         "utilisation": needed / available,
-        "limits": {k: v for k, v in budget.__dict__.items()},
+        "limits": dataclasses.asdict(budget),
         "checked": [_CHECKS[k] for k in _CHECKS if k not in unchecked],
         "populations": populations,
         "notes": notes,

@@ -22,9 +22,11 @@ Two steps, kept apart so each can be checked by hand:
 2. :func:`estimate_energy` multiplies those counts by one profile's
    per-operation costs (``[energy]``, ``[time]`` in its TOML) and says where
    every constant came from. Neuromorphic profiles charge synaptic ops, neuron
-   updates, spike messages (one per destination core; cores from the mapping
-   when the network was mapped for that profile, else the neuron-count
-   partition), input events, and static power over the modelled latency. ANN
+   updates, spike messages (one per destination core; cores from the
+   network's mapping when it was made for that profile, else from mapping it
+   onto that profile here; a network that does not fit is costed with cores
+   filled to the neuron limit and says so), input events, and static power
+   over the modelled latency. ANN
    profiles charge MACs and one 64-bit SRAM read per 64 bits of stored weights
    (each weight fetched once per inference); activation traffic and DRAM are
    excluded, which the profile file states.
@@ -38,7 +40,7 @@ import scipy.sparse as sp
 
 from ..errors import NeurocompileError
 from ..ir import Network
-from ..passes.map import core_chunks, destination_core_counts, projection_matrices
+from ..passes.map import core_chunks, destination_core_counts, map_to_cores, neuron_limited_chunks, projection_matrices
 from ..profiles import Profile
 
 SpikeCounts = Mapping[str, "float | np.ndarray"]
@@ -177,12 +179,31 @@ def _spike_messages(net: Network, ops: dict, chunks, mats) -> dict[str, np.ndarr
     return out
 
 
-def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats) -> tuple[dict, dict | None, list[str]]:
+def _partition_for(net: Network, profile: Profile) -> tuple[dict, dict]:
+    """Cores for ``profile``: the network's own mapping if made for it, else a fresh one.
+
+    A network built for one chip is costed on every profile, so each profile
+    gets its own partition; one that does not fit is still costed (cores
+    filled to the neuron limit) and says so.
+    """
+    m = net.meta.get("mapping")
+    if isinstance(m, dict) and m.get("profile") == profile.name:
+        return core_chunks(net, profile), {"fits": True, "cores_used": m["cores_used"], "mapped_here": False}
+    try:
+        mapped = map_to_cores(net, profile)
+    except NeurocompileError as e:
+        chunks = neuron_limited_chunks(net, profile.limit("neurons_per_core"))
+        return chunks, {"fits": False, "cores_used": sum(len(c) for c in chunks), "mapped_here": True, "why": str(e)}
+    return core_chunks(mapped, profile), {"fits": True, "cores_used": mapped.meta["mapping"]["cores_used"], "mapped_here": True}
+
+
+def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats) -> tuple[dict, dict | None, list[str], dict]:
     notes: list[str] = []
-    chunks = core_chunks(net, profile)
-    mapped = isinstance(net.meta.get("mapping"), dict) and net.meta["mapping"].get("profile") == profile.name
-    if not mapped:
-        notes.append(f"not mapped for {profile.name}: cores assumed filled to the neuron limit only (run map_to_cores for the real partition)")
+    chunks, placement = _partition_for(net, profile)
+    if not placement["fits"]:
+        notes.append(f"does not fit {profile.name}: {placement['why']}. Costed as if cores were filled to the neuron limit")
+    elif placement["mapped_here"]:
+        notes.append(f"mapped onto {profile.name} for this estimate: {placement['cores_used']} cores")
     messages = _spike_messages(net, ops, chunks, mats)
     counts = {
         "synop": ops["synops"],
@@ -191,7 +212,7 @@ def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats) -> tup
         "input_event": ops["input_events"],
     }
     if not profile.has_timing:
-        return counts, None, notes
+        return counts, None, notes, placement
 
     t = {k: q.si for k, q in profile.time.items()}
     steps = ops["steps_per_sample"]
@@ -217,7 +238,7 @@ def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats) -> tup
     notes.append("latency = busiest core's work + a barrier per step + input events delivered one after another; work spread evenly over steps")
     if "input_event" not in profile.time:
         notes.append(f"{profile.name} has no input-event time: host I/O is not in the latency")
-    return counts, latency, notes
+    return counts, latency, notes, placement
 
 
 def _ann_counts(ops: dict, profile: Profile) -> tuple[dict, None, list[str]]:
@@ -233,13 +254,15 @@ def estimate_energy(net: Network, ops: dict, profile: Profile, *, matrices: Mapp
     """Joules per sample on ``profile``, with the breakdown and every constant's provenance.
 
     ``ops`` is what :func:`count_ops` returned for ``net``. ``latency_s`` is
-    None when the profile gives no timing.
+    None when the profile gives no timing; ``fits`` is whether the network fits
+    the chip (None for ANN baselines).
     """
     if profile.kind == "neuromorphic":
         mats = matrices if matrices is not None else projection_matrices(net)
-        counts, latency, notes = _neuromorphic_counts(net, ops, profile, mats)
+        counts, latency, notes, placement = _neuromorphic_counts(net, ops, profile, mats)
     else:
         counts, latency, notes = _ann_counts(ops, profile)
+        placement = {"fits": None, "cores_used": None}
 
     breakdown: dict[str, float] = {}
     provenance: dict[str, dict] = {}
@@ -263,6 +286,9 @@ def estimate_energy(net: Network, ops: dict, profile: Profile, *, matrices: Mapp
     if latency is not None:
         for term, q in profile.time.items():
             provenance[f"time.{term}"] = q.as_dict()
+    for section in ("derivation", "calibration"):  # how estimated constants were obtained
+        for key, q in getattr(profile, section).items():
+            provenance[f"{section}.{key}"] = q.as_dict()
 
     total = float(sum(breakdown.values()))
     if total > 0 and breakdown.get("static", 0.0) > 0.5 * total:
@@ -270,7 +296,7 @@ def estimate_energy(net: Network, ops: dict, profile: Profile, *, matrices: Mapp
             f"static power is {100 * breakdown['static'] / total:.0f} % of the total: it is charged for the modelled latency, "
             "which the busiest core sets; spreading the network over more cores would shorten it"
         )
-    charged = list(provenance.values())
+    charged = [p for k, p in provenance.items() if k.startswith(("energy.", "time."))]
     return {
         "profile": profile.name,
         "title": profile.title,
@@ -280,6 +306,8 @@ def estimate_energy(net: Network, ops: dict, profile: Profile, *, matrices: Mapp
         "counts": counts,
         "latency_s": latency_s,
         "latency_breakdown": latency,
+        "fits": placement["fits"],
+        "cores_used": placement["cores_used"],
         "labels": sorted({p["label"] for p in charged}),
         "uncertain": any(p.get("uncertain", False) for p in charged),
         "provenance": provenance,

@@ -195,7 +195,7 @@ def _layers(report: Mapping) -> str:
     if not layers:
         return ""
     out = ["<h2>Layers and spikes</h2>"]
-    spiking = [l for l in layers if isinstance(l.get("spikes_per_sample"), (int, float))]
+    spiking = [l for l in layers if isinstance(l.get("spikes_per_sample"), (int, float)) and l.get("kind") != "readout"]
     if spiking:
         def draw(fig: Figure) -> None:
             ax = fig.add_subplot()
@@ -244,11 +244,23 @@ def _energy_figure(energy: Mapping[str, Mapping]) -> str:
         _plain_log(ax.yaxis, lambda v: _si(v, "J"))
         ax.set_ylim(smallest / 3, max(bottom) * 4)
         ax.set_xticks(xs)
-        ax.set_xticklabels([f"{n}\n{', '.join(e.get('labels') or ['?'])}" + ("\nuncertain" if e.get("uncertain") else "") for n, e in items], fontsize=8)
+        ax.set_xticklabels([
+            f"{n}\n{', '.join(e.get('labels') or ['?'])}" + ("\nuncertain" if e.get("uncertain") else "") + ("\nDOES NOT FIT" if e.get("fits") is False else "")
+            for n, e in items
+        ], fontsize=8)
         ax.set_ylabel("joules per sample (log)")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
     return _png(draw, (9.0, 4.2))
+
+
+def _fits(e: Mapping) -> str:
+    fits, cores = e.get("fits"), e.get("cores_used")
+    if fits is True:
+        return f"yes ({_num(cores)} cores)" if cores is not None else "yes"
+    if fits is False:
+        return '<span class="badge uncertain">no</span> (see notes)'
+    return "–"
 
 
 def _energy(report: Mapping) -> str:
@@ -262,7 +274,7 @@ def _energy(report: Mapping) -> str:
         j = e.get("joules_per_sample")
         parts = ", ".join(f"{escape(t)} {_si(v, 'J')}" for t, v in (e.get("breakdown") or {}).items())
         rows.append([
-            escape(name), escape(str(e.get("kind", ""))), _si(j, "J"),
+            escape(name), escape(str(e.get("kind", ""))), _fits(e), _si(j, "J"),
             f"{j / ref:.3g}×" if ref and j else "–",
             _si(e.get("latency_s"), "s"), parts, _badges(e.get("labels") or [], bool(e.get("uncertain"))),
         ])
@@ -270,7 +282,7 @@ def _energy(report: Mapping) -> str:
            '<p class="note">Modelled from counted operations and each profile\'s per-operation costs. '
            "Labels say how the charged constants are known; an estimated or uncertain figure is not a measurement.</p>",
            _energy_figure(energy),
-           _table(["profile", "kind", "energy per sample", "vs cheapest ANN baseline", "latency per sample", "breakdown", "constants"], rows, {2, 3, 4})]
+           _table(["profile", "kind", "fits the chip", "energy per sample", "vs cheapest ANN baseline", "latency per sample", "breakdown", "constants"], rows, {3, 4, 5})]
     for name, e in energy.items():
         prov = e.get("provenance") or {}
         prow = [[escape(k), f"{_num(p.get('value'))} {escape(str(p.get('unit', '')))}", _badges([p.get("label", "?")], bool(p.get("uncertain"))),

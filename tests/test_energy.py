@@ -1,0 +1,200 @@
+"""Operation counts and energy, checked against hand computations on a 2-layer network.
+
+The joules are recomputed here from the raw TOML (read with tomllib, not through
+neurocompile.profiles), so a unit slip in the loader would show up.
+"""
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from neurocompile.errors import NeurocompileError
+from neurocompile.ir import Network, Population, Projection
+from neurocompile.passes.map import map_to_cores
+from neurocompile.profiles import load_profile, load_profiles, profiles_dir
+from neurocompile.report import count_ops, energy_table, estimate_energy
+
+# in (4) --W1--> h (3, spiking) --W2--> out (2, readout)
+W1 = np.array([[1.0, 0.0, 2.0, 0.0],
+               [0.0, 0.0, 3.0, 1.0],
+               [1.0, 1.0, 0.0, 0.0]])  # synapses per input neuron: 2, 1, 2, 1
+W2 = np.array([[1.0, -1.0, 0.0],
+               [0.0, 2.0, 2.0]])  # synapses per hidden neuron: 1, 2, 1
+STEPS = 10
+IN_EVENTS = np.array([10.0, 0.0, 5.0, 5.0])  # 20 nonzero input frames per sample
+H_SPIKES = np.array([3.0, 4.0, 1.0])  # 8 spikes per sample
+
+PJ, NS = 1e-12, 1e-9
+UNIT = {"pJ": 1e-12, "nJ": 1e-9, "ns": 1e-9, "mW": 1e-3, "W": 1.0}
+
+
+def two_layer(sparse_w2: bool = False, encoding: str = "direct") -> Network:
+    pops = (
+        Population("in", (4,), "input"),
+        Population("h", (3,), "spiking"),
+        Population("out", (2,), "readout"),
+    )
+    projs = (
+        Projection("w1", "in", "h", "dense", W1),
+        Projection("w2", "h", "out", "sparse" if sparse_w2 else "dense", sp.csr_matrix(W2) if sparse_w2 else W2),
+    )
+    net = Network(pops, projs, "in", "out", meta={"timesteps": 8, "encoding": encoding})
+    net.validate()
+    return net
+
+
+def raw(name: str) -> dict:
+    """A profile's constants in SI, straight from its TOML."""
+    doc = tomllib.loads((profiles_dir() / f"{name}.toml").read_text())
+    return {f"{s}.{k}": v["value"] * UNIT.get(v["unit"], 1.0) for s in ("energy", "time") for k, v in doc.get(s, {}).items()}
+
+
+# -- counting -------------------------------------------------------------------------------
+def test_count_ops_exact_per_neuron_spikes():
+    ops = count_ops(two_layer(), {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    # w1: 10*2 + 0*1 + 5*2 + 5*1 = 35 ;  w2: 3*1 + 4*2 + 1*1 = 12
+    assert ops["per_projection"]["w1"]["synops"] == 35
+    assert ops["per_projection"]["w2"]["synops"] == 12
+    assert ops["synops"] == 47
+    assert ops["effective_macs"] == 35  # direct input: graded payloads
+    assert ops["effective_acs"] == 12
+    assert ops["neuron_updates"] == (3 + 2) * STEPS
+    assert ops["dense_macs"] == 6 + 4
+    assert ops["parameters"] == 10
+    assert ops["connection_sparsity"] == pytest.approx(1 - 10 / 18)
+    assert ops["input_events"] == 20
+    assert ops["spikes"] == 8
+    assert ops["activation_sparsity"] == pytest.approx(1 - 8 / (3 * STEPS))
+    assert ops["per_population"]["h"]["rate_per_step"] == pytest.approx(8 / 30)
+
+
+def test_count_ops_totals_assume_even_spread():
+    ops = count_ops(two_layer(), {"in": 20.0, "h": 8.0}, STEPS)
+    assert ops["per_projection"]["w1"]["synops"] == pytest.approx(20 * 6 / 4)
+    assert ops["per_projection"]["w2"]["synops"] == pytest.approx(8 * 4 / 3)
+
+
+def test_rate_encoding_makes_every_synop_an_accumulate():
+    ops = count_ops(two_layer(encoding="rate"), {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    assert ops["effective_macs"] == 0 and ops["effective_acs"] == 47
+
+
+def test_sparse_projection_counts_like_dense():
+    a = count_ops(two_layer(), {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    b = count_ops(two_layer(sparse_w2=True), {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    assert a["synops"] == b["synops"] and a["dense_macs"] == b["dense_macs"]
+
+
+def test_missing_or_misshapen_spike_counts_are_refused():
+    net = two_layer()
+    with pytest.raises(NeurocompileError, match="no entry for population 'in'"):
+        count_ops(net, {"h": 8.0}, STEPS)
+    with pytest.raises(NeurocompileError, match="has 2 entries; population 'h' has 3"):
+        count_ops(net, {"in": 20.0, "h": np.ones(2)}, STEPS)
+    with pytest.raises(NeurocompileError, match="steps_per_sample"):
+        count_ops(net, {"in": 20.0, "h": 8.0}, 0)
+
+
+# -- energy ----------------------------------------------------------------------------------
+def test_loihi_energy_by_hand():
+    net = two_layer()
+    ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    est = estimate_energy(net, ops, load_profile("loihi"))
+    c = raw("loihi")
+    # unmapped: h and out each fit one core, so every spike is one message
+    messages = 20 + 8
+    # busiest core is h's: 35 synops, 3 neurons x 10 steps, 8 outgoing messages
+    core_h = 35 * c["time.synop"] + 30 * c["time.neuron_update"] + 8 * c["time.spike_message"]
+    core_out = 12 * c["time.synop"] + 20 * c["time.neuron_update"]
+    latency = max(core_h, core_out) + STEPS * c["time.barrier_sync"]
+    assert core_h == pytest.approx(391.3 * NS)
+    assert est["latency_s"] == pytest.approx(latency)
+    expected = {
+        "synop": 47 * 23.6 * PJ,
+        "neuron_update": 50 * 81 * PJ,
+        "spike_message": messages * 1.7 * PJ,
+        "static": 0.029 * latency,
+    }
+    assert est["breakdown"] == pytest.approx(expected)
+    assert est["joules_per_sample"] == pytest.approx(sum(expected.values()))
+    assert est["provenance"]["energy.synop"]["label"] == "pre-silicon"
+    assert est["provenance"]["energy.static_power"]["label"] == "measured"
+    assert est["labels"] == ["measured", "pre-silicon"] and not est["uncertain"]
+    assert est["fits"] is True and est["cores_used"] == 2
+    assert "mapped onto loihi for this estimate: 2 cores" in est["notes"]
+
+
+def test_loihi2_charges_input_events_and_is_marked_estimated():
+    net = two_layer()
+    ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    est = estimate_energy(net, ops, load_profile("loihi2"))
+    c = raw("loihi2")
+    core_h = 35 * c["time.synop"] + 30 * c["time.neuron_update"] + 8 * c["time.spike_message"]
+    latency = core_h + STEPS * c["time.barrier_sync"] + 20 * c["time.input_event"]
+    assert est["latency_s"] == pytest.approx(latency)
+    assert est["breakdown"]["input_event"] == pytest.approx(20 * 18.85e-9)
+    assert est["breakdown"]["static"] == pytest.approx(0.232 * latency)
+    assert est["joules_per_sample"] == pytest.approx(
+        47 * c["energy.synop"] + 50 * c["energy.neuron_update"] + 28 * c["energy.spike_message"]
+        + 20 * c["energy.input_event"] + 0.232 * latency
+    )
+    assert "estimated" in est["labels"] and est["uncertain"]
+    assert est["provenance"]["energy.input_event"]["uncertain"] is True
+    # how the estimate was obtained travels with it
+    assert est["provenance"]["calibration.measured_dynamic_energy"]["label"] == "measured"
+    assert est["provenance"]["derivation.energy_scale"]["value"] == 1.0
+
+
+def test_ann_baselines_by_hand():
+    net = two_layer()
+    ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    table = energy_table(net, ops, [load_profile("cmos45_fp32"), load_profile("cmos45_int8")])
+    # 10 MACs; 10 stored weights read once: fp32 -> 10*32/64 = 5 reads, int8 -> 10*8/64 = 1.25 reads of 10 pJ
+    assert table["cmos45_fp32"]["joules_per_sample"] == pytest.approx(10 * 4.6 * PJ + 5 * 10 * PJ)
+    assert table["cmos45_int8"]["joules_per_sample"] == pytest.approx(10 * 0.23 * PJ + 1.25 * 10 * PJ)
+    assert table["cmos45_fp32"]["latency_s"] is None
+    assert "static" not in table["cmos45_fp32"]["breakdown"]
+
+
+def test_mapping_changes_spike_messages(tmp_path):
+    """With two neurons per core, h spans two cores; input neuron 0 reaches both, so it sends 2 messages per event."""
+    src = (profiles_dir() / "loihi.toml").read_text()
+    tiny = src.replace('name = "loihi"', 'name = "tiny"').replace("value = 1024\nunit = \"neurons\"", "value = 2\nunit = \"neurons\"")
+    (tmp_path / "tiny.toml").write_text(tiny)
+    profile = load_profile(str(tmp_path / "tiny.toml"))
+    assert profile.limit("neurons_per_core") == 2
+    net = map_to_cores(two_layer(), profile)
+    assert net.meta["mapping"]["populations"]["h"]["chunks"] == [[0, 2], [2, 3]]
+    ops = count_ops(net, {"in": 20.0, "h": 8.0}, STEPS)
+    est = estimate_energy(net, ops, profile)
+    # destination cores per input neuron: col0 -> rows {0,2} = 2 cores; the others 1 each
+    assert est["counts"]["spike_message"] == pytest.approx(20 * (2 + 1 + 1 + 1) / 4 + 8 * 1)
+    assert not any("for this estimate" in n for n in est["notes"])  # the network's own mapping was used
+
+
+def test_a_network_that_does_not_fit_is_still_costed_and_says_so():
+    # 5,000 inputs into one neuron: over Loihi's 4,096 fan-in axons, fine on Loihi 2 (not published, not checked)
+    pops = (Population("in", (5000,), "input"), Population("out", (2,), "readout"))
+    net = Network(pops, (Projection("w", "in", "out", "dense", np.ones((2, 5000))),), "in", "out")
+    ops = count_ops(net, {"in": 100.0}, STEPS)
+    table = energy_table(net, ops, [load_profile("loihi"), load_profile("loihi2"), load_profile("cmos45_int8")])
+    assert table["loihi"]["fits"] is False
+    assert any(n.startswith("does not fit loihi: ") and "fan-in" in n for n in table["loihi"]["notes"])
+    assert table["loihi"]["joules_per_sample"] > 0
+    assert table["loihi2"]["fits"] is True
+    assert table["cmos45_int8"]["fits"] is None
+
+
+def test_energy_table_covers_every_profile():
+    net = two_layer()
+    ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    profiles = load_profiles()
+    table = energy_table(net, ops, profiles)
+    assert set(table) == set(profiles)
+    for name, e in table.items():
+        assert e["joules_per_sample"] == pytest.approx(sum(e["breakdown"].values()))
+        for key in e["provenance"]:
+            assert e["provenance"][key]["source"]
