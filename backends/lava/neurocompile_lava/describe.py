@@ -1,0 +1,101 @@
+"""Which Lava processes a network lowers to, and whether each would run on stock Loihi 2.
+
+Derived from the :class:`~neurocompile_lava.plan.LoweringPlan`, so it needs
+no Lava import and says exactly what a build will instantiate. "Stock
+Loihi 2" means: an existing Lava process with a model for Loihi 2 (via
+lava-loihi) whose parameters fit the chip's registers; nothing here could be
+checked on hardware (lava-loihi is not installed).
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocompile.ir import Network
+from neurocompile_lava.plan import LoweringPlan, SynapsePlan, plan_lowering
+
+# Loihi 2 widths that the CPU simulation does not enforce (reported, not rejected)
+LOIHI2_BIAS_MANT = (-(1 << 12), (1 << 12) - 1)
+LOIHI2_BIAS_EXP = (0, 7)
+LOIHI2_VTH_MAX = (1 << 17) - 1
+LOIHI2_WEIGHT_EXP = (-8, 7)
+LOIHI2_MESSAGE_BITS = 24
+
+
+def _out_of(values: np.ndarray, lo: int, hi: int) -> bool:
+    return bool(values.size) and (values.min() < lo or values.max() > hi)
+
+
+def describe_lowering(net: Network, frames: np.ndarray | None = None) -> list[dict]:
+    """Which Lava processes a build uses, how many, and whether each runs on stock Loihi 2.
+
+    ``frames`` only decides whether the input is binary or graded; without
+    them the network's ``meta["encoding"]`` is used ("rate" → binary).
+    Returns one dict per process class: ``process``, ``module``, ``count``,
+    ``stock_loihi2`` and a one-paragraph ``note``.
+    """
+    if frames is None:
+        graded = net.meta.get("encoding", "direct") != "rate"
+        n_in = net.population(net.input).size
+        frames = np.full((1, 1, n_in), 255 if graded else 1, np.int64)
+    plan = plan_lowering(net, frames)
+    rows = [_describe_source(plan)]
+    rows.append(_describe_neurons(plan))
+    for process in ("Dense", "Sparse"):
+        syn = [s for s in plan.synapses if s.process == process]
+        if syn:
+            rows.append(_describe_synapses(process, syn, plan.input_population))
+    return rows
+
+
+def _describe_source(plan: LoweringPlan) -> dict:
+    kind = "binary spikes" if plan.input_bits == 0 else f"graded {plan.input_bits}-bit payloads (num_message_bits={plan.input_bits} on its outgoing connections)"
+    note = (
+        f"stock lava.proc.io.source.RingBuffer replaying the encoded frames ({kind}); a host-side Python process: "
+        "with Loihi2HwCfg Lava keeps it on the host CPU and sends its messages into the chip. Not verified here (lava-loihi is not installed)."
+    )
+    if plan.input_bits > LOIHI2_MESSAGE_BITS:
+        note += f" Payloads need {plan.input_bits} bits, more than Loihi 2's {LOIHI2_MESSAGE_BITS}-bit graded spikes."
+    return {"process": "RingBuffer", "module": "lava.proc.io.source", "count": 1, "stock_loihi2": plan.input_bits <= LOIHI2_MESSAGE_BITS, "note": note}
+
+
+def _describe_neurons(plan: LoweringPlan) -> dict:
+    issues = []
+    for n in plan.neurons:
+        if not n.readout and _out_of(n.bias_mant, *LOIHI2_BIAS_MANT):
+            issues.append(f"{n.population}: bias_mant exceeds 13 bits")
+        if not n.readout and not LOIHI2_BIAS_EXP[0] <= n.bias_exp <= LOIHI2_BIAS_EXP[1]:
+            issues.append(f"{n.population}: bias_exp {n.bias_exp} outside [0, 7]")
+        if not n.readout and n.vth > LOIHI2_VTH_MAX:
+            issues.append(f"{n.population}: vth exceeds 17 bits")
+    resets = sorted({n.reset for n in plan.neurons if not n.readout})
+    note = (
+        "custom process (neurocompile_lava.procs.periodic_lif) with Python models only: Lava's fixed-point LIF update bit for bit, "
+        f"plus a reset of u and v at the start of every sample period, reset by {' and '.join(resets) or 'n/a'}, never-firing readouts and "
+        "on-process spike counting written with np.save. Stock Loihi 2 has no model for it: a microcode NcProcModel would be needed "
+        "(stock LIF resets v to 0 only, which loses up to 36 % of the spikes of a converted ANN)."
+    )
+    if issues:
+        note += " Loihi 2 register widths exceeded: " + "; ".join(issues) + "."
+    return {"process": "PeriodicLIF", "module": "neurocompile_lava.procs.periodic_lif.process", "count": len(plan.neurons), "stock_loihi2": False, "note": note}
+
+
+def _describe_synapses(process: str, syn: list[SynapsePlan], input_population: str) -> dict:
+    parts = []
+    odd = sum(s.odd_mixed for s in syn)
+    if odd:
+        parts.append(f"{odd} odd mixed-sign weight mantissas are floored to even by Lava (num_weight_bits=8: a mixed-sign synapse spends one of its 8 bits on the sign)")
+    bad_exp = [s.projection for s in syn if not LOIHI2_WEIGHT_EXP[0] <= s.weight_exp <= LOIHI2_WEIGHT_EXP[1]]
+    if bad_exp:
+        parts.append(f"weight_exp outside [-8, 7] in {', '.join(bad_exp)}")
+    convs = [s.projection for s in syn if s.ir_kind == "conv"]
+    if convs:
+        parts.append(f"conv projections ({', '.join(convs)}) are unrolled into Sparse matrices: every synapse is stored, no weight sharing")
+    graded = [s.projection for s in syn if s.source == input_population and s.num_message_bits > 0]
+    if graded:
+        parts.append(f"graded input on {', '.join(graded)}")
+    synapses = sum(int(np.count_nonzero(s.weights)) if not sp.issparse(s.weights) else s.weights.nnz for s in syn)
+    note = f"stock lava.proc.{process.lower()} {process} ({synapses} synapses, 8-bit mantissas with a shared exponent)"
+    if parts:
+        note += "; " + "; ".join(parts)
+    return {"process": process, "module": f"lava.proc.{process.lower()}.process", "count": len(syn), "stock_loihi2": not bad_exp, "note": note + "."}

@@ -1,0 +1,267 @@
+"""What a quantised :class:`~neurocompile.ir.Network` becomes on Lava, decided without importing Lava.
+
+The plan is the validated, integer form of the network: one neuron entry per
+non-input population, one synapse entry per projection (Lava ``Dense`` for
+``dense``, ``Sparse`` for ``sparse`` and ``conv``), and the input encoding
+read from the frames. Keeping it free of Lava means the backend can reject a
+bad network in the caller's process, before a simulation subprocess is
+started, and :mod:`neurocompile_lava.describe` works where Lava is not installed.
+
+Validation is strict exactly where Lava would silently compute something
+other than the IR's equations (float weights truncated, weights clipped to 8
+bits, ``bias_mant`` stored in an int16 Var); widths that only matter on the
+chip (13-bit bias mantissa, 17-bit threshold, 24-bit graded payloads, the
+weight-exponent range) are reported by
+:func:`neurocompile_lava.describe.describe_lowering` instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocompile.errors import NeurocompileError
+from neurocompile.ir import Network, Population, Projection
+
+ConnProcess = Literal["Dense", "Sparse"]
+Precision = Literal["fixed_pt", "floating_pt"]
+
+DECAY_MAX = 4095  # du, dv: 12-bit unsigned (lava/proc/lif/models.py PyLifModelBitAcc docstring)
+INT16 = (-(1 << 15), (1 << 15) - 1)  # AbstractPyLifModelFixed stores bias_mant / bias_exp as np.int16
+INT32 = (-(1 << 31), (1 << 31) - 1)  # ports and states are np.int32 in Lava's fixed-point models
+
+
+@dataclass(frozen=True)
+class NeuronPlan:
+    """Parameters of one PeriodicLIF process, in Lava fixed-point LIF units."""
+
+    population: str
+    label: str  # file-safe name of its records
+    size: int
+    readout: bool  # never fires (IR kind "readout")
+    record_v: bool  # the network's output: its v is read at each period's end
+    reset: Literal["subtract", "zero"]
+    du: int
+    dv: int
+    vth: int
+    bias_mant: np.ndarray  # int64, per neuron; 0 for readouts (the decoder adds their bias)
+    bias_exp: int
+
+    def float_params(self) -> dict:
+        """The same neuron in Lava's floating-point LIF units (LAVA.md equivalences).
+
+        u and v are scaled by 1/64 (the fixed model's ``a_in << 6`` alignment),
+        so ``vth`` keeps its value and the bias becomes ``bias_mant·2^bias_exp / 64``.
+        """
+        return {
+            "du": (self.du + 1) / 4096,
+            "dv": self.dv / 4096,
+            "vth": float(self.vth),
+            "bias_mant": self.bias_mant.astype(np.float64) * 2.0**self.bias_exp / 64,
+            "bias_exp": 0.0,
+        }
+
+
+@dataclass(frozen=True)
+class SynapsePlan:
+    """One Dense or Sparse process."""
+
+    projection: str
+    source: str
+    target: str
+    ir_kind: Literal["dense", "sparse", "conv"]
+    process: ConnProcess
+    weights: np.ndarray | sp.csr_matrix  # int32, (n_target, n_source)
+    weight_exp: int
+    num_message_bits: int  # 0: binary spikes; > 0: graded payloads (Lava multiplies them in)
+    sign_mode: Literal["excitatory", "inhibitory", "mixed"]
+    odd_mixed: int  # mixed-sign weights Lava's truncation will make even
+
+    def float_weights(self) -> np.ndarray | sp.csr_matrix:
+        """Weights for Lava's float Dense/Sparse, which ignore ``weight_exp``: ``w·2^weight_exp``.
+
+        Uses the weights the fixed-point model would really apply (mixed-sign
+        ones made even), so both precisions see the same synapses.
+        """
+        w = lava_effective_weights(self.weights, self.sign_mode)
+        return w.astype(np.float64) * 2.0**self.weight_exp
+
+
+@dataclass(frozen=True)
+class LoweringPlan:
+    period: int
+    samples: int
+    input_population: str
+    input_size: int
+    input_bits: int  # 0 for binary (rate-coded) input, else graded payload width incl. sign
+    neurons: tuple[NeuronPlan, ...]
+    synapses: tuple[SynapsePlan, ...]
+
+    @property
+    def steps(self) -> int:
+        return self.period * self.samples
+
+
+# -- weights --------------------------------------------------------------
+
+
+def sign_mode_of(values: np.ndarray) -> Literal["excitatory", "inhibitory", "mixed"]:
+    """lava/utils/weightutils.py ``determine_sign_mode`` (min ≥ 0 → excitatory, max ≤ 0 → inhibitory)."""
+    if values.size == 0 or values.min() >= 0:
+        return "excitatory"
+    if values.max() <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
+_CLIP_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}  # weightutils.clip_weights(num_bits=8)
+
+
+def lava_effective_weights(w: np.ndarray | sp.csr_matrix, sign_mode: str) -> np.ndarray | sp.csr_matrix:
+    """The weights Lava's fixed-point Dense/Sparse apply with num_weight_bits=8: mixed-sign ones floored to even."""
+    if sign_mode != "mixed":
+        return w
+    if sp.issparse(w):
+        out = w.copy()
+        out.data = (out.data >> 1) << 1
+        out.eliminate_zeros()
+        return out
+    return (w >> 1) << 1
+
+
+def _integer_values(name: str, what: str, values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64)
+    if values.dtype.kind != "f" or not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
+        raise NeurocompileError(f"{name}: {what} must be integers (Lava's fixed-point models truncate floats silently); quantise the network first")
+    return values.astype(np.int64)
+
+
+def _synapse_plan(net: Network, proj: Projection, input_bits: int) -> SynapsePlan:
+    if proj.qweight is None:
+        raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
+    n_out, n_in = net.population(proj.target).size, net.population(proj.source).size
+    process: ConnProcess = "Dense" if proj.kind == "dense" else "Sparse"
+    if process == "Dense":
+        w = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
+        if w.ndim != 2:
+            raise NeurocompileError(f"projection {proj.name!r}: dense weights must be 2-D (out, in), got shape {w.shape}")
+        data = w
+    else:
+        m = proj.matrix(quantized=True)
+        m.data = _integer_values(f"projection {proj.name!r}", "weights", m.data)
+        w = m
+        data = m.data
+    if w.shape != (n_out, n_in):
+        raise NeurocompileError(f"projection {proj.name!r} has weights of shape {w.shape}, expected {(n_out, n_in)} ({proj.target} × {proj.source})")
+    # Lava infers the sign mode over the whole matrix; implicit zeros of a
+    # sparse matrix never change the outcome (0 bounds every mode).
+    mode = sign_mode_of(data)
+    lo, hi = _CLIP_RANGE[mode]
+    if data.size and (data.min() < lo or data.max() > hi):
+        raise NeurocompileError(
+            f"projection {proj.name!r}: {mode} weight mantissas must lie in [{lo}, {hi}] (Loihi 2's 8-bit synapses; Lava would clip them), got [{data.min()}, {data.max()}]"
+        )
+    if isinstance(proj.weight_exp, (bool, float)) or int(proj.weight_exp) != proj.weight_exp:
+        raise NeurocompileError(f"projection {proj.name!r}: weight_exp must be an integer, got {proj.weight_exp!r}")
+    if proj.source == net.input:
+        bits = input_bits
+    else:
+        bits = 0 if process == "Dense" else 1  # binary spikes; Sparse's graded path (a dot product) is faster (LAVA.md)
+    odd = int(np.count_nonzero(data % 2)) if mode == "mixed" else 0
+    w32 = w.astype(np.int32)
+    if sp.issparse(w32):
+        w32 = sp.csr_matrix(w32)
+    return SynapsePlan(proj.name, proj.source, proj.target, proj.kind, process, w32, int(proj.weight_exp), bits, mode, odd)
+
+
+# -- neurons --------------------------------------------------------------
+
+
+def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
+    if pop.kind not in ("spiking", "readout"):
+        raise NeurocompileError(f"population {pop.name!r} has kind {pop.kind!r}; only the first population may be the input")
+    q = pop.quant
+    if q is None:
+        raise NeurocompileError(f"population {pop.name!r} is not quantised; run the quantize pass first")
+    where = f"population {pop.name!r}"
+    for field, value in (("du", q.du), ("dv", q.dv)):
+        if int(value) != value or not 0 <= value <= DECAY_MAX:
+            raise NeurocompileError(f"{where}: {field} must be an integer in [0, {DECAY_MAX}] (12-bit decay), got {value!r}")
+    if int(q.vth) != q.vth or q.vth < 0:
+        raise NeurocompileError(f"{where}: vth must be a non-negative integer, got {q.vth!r}")
+    readout = pop.kind == "readout"
+    if readout:
+        bias = np.zeros(pop.size, np.int64)  # ir.py: the decoder adds a readout's bias, not the chip
+        bias_exp = 0
+    else:
+        bias = np.broadcast_to(_integer_values(where, "bias_mant", np.asarray(q.bias_mant)), (pop.size,)).copy()
+        if bias.size and (bias.min() < INT16[0] or bias.max() > INT16[1]):
+            raise NeurocompileError(
+                f"{where}: bias_mant must fit 16 bits for Lava (its fixed-point LIF stores it as int16 and would wrap it), got [{bias.min()}, {bias.max()}]; raise bias_exp instead"
+            )
+        if int(q.bias_exp) != q.bias_exp or not -31 <= q.bias_exp <= 31:
+            raise NeurocompileError(f"{where}: bias_exp must be an integer shift in [-31, 31], got {q.bias_exp!r}")
+        bias_exp = int(q.bias_exp)
+    return NeuronPlan(
+        population=pop.name,
+        label=f"p{index}",
+        size=pop.size,
+        readout=readout,
+        record_v=pop.name == net.output,
+        reset=pop.reset,
+        du=int(q.du),
+        dv=int(q.dv),
+        vth=int(q.vth),
+        bias_mant=bias,
+        bias_exp=bias_exp,
+    )
+
+
+# -- input ----------------------------------------------------------------
+
+
+def check_frames(net: Network, frames: np.ndarray) -> np.ndarray:
+    """Frames as an int64 (samples, period, n_in) array, or a NeurocompileError saying what is wrong."""
+    frames = np.asarray(frames)
+    n_in = net.population(net.input).size
+    if frames.ndim != 3 or frames.shape[0] < 1 or frames.shape[1] < 1 or frames.shape[2] != n_in:
+        raise NeurocompileError(f"frames must have shape (samples ≥ 1, period ≥ 1, {n_in}), got {frames.shape}")
+    frames = _integer_values("frames", "input payloads", frames)
+    if frames.size and (frames.min() < INT32[0] or frames.max() > INT32[1]):
+        raise NeurocompileError("frames: input payloads must fit 32-bit integers")
+    return frames
+
+
+def payload_bits(frames: np.ndarray) -> int:
+    """0 when every payload is 0 or 1 (binary spikes), else the graded width in bits (sign included)."""
+    if frames.size == 0 or (frames.min() >= 0 and frames.max() <= 1):
+        return 0
+    lo, hi = int(frames.min()), int(frames.max())
+    return max(hi.bit_length(), (-lo - 1).bit_length() if lo < 0 else 0) + (1 if lo < 0 else 0)
+
+
+# -- the plan -------------------------------------------------------------
+
+
+def plan_lowering(net: Network, frames: np.ndarray) -> LoweringPlan:
+    """Validate ``net`` and ``frames`` and decide every Lava process and parameter."""
+    net.validate()
+    if not net.quantized:
+        raise NeurocompileError("the network is not quantised; run the quantize pass before a Lava run")
+    frames = check_frames(net, frames)
+    bits = payload_bits(frames)
+    neurons = tuple(_neuron_plan(net, i, p) for i, p in enumerate(net.populations) if i > 0)
+    synapses = tuple(_synapse_plan(net, pr, bits) for pr in net.projections)
+    return LoweringPlan(
+        period=int(frames.shape[1]),
+        samples=int(frames.shape[0]),
+        input_population=net.input,
+        input_size=int(frames.shape[2]),
+        input_bits=bits,
+        neurons=neurons,
+        synapses=synapses,
+    )

@@ -1,0 +1,1 @@
+"""PeriodicLIF: Lava's LIF dynamics with per-sample reset, subtractive reset and file records."""

@@ -1,0 +1,13 @@
+"""Where PeriodicLIF models save their records, shared by the models and the backend (no Lava import)."""
+from __future__ import annotations
+
+import os
+
+KINDS = ("counts", "v", "spikes")  # per-period spike counts, v at each period's end, full spike trains
+
+
+def record_path(record_dir: str, label: str, kind: str) -> str:
+    """``record_dir/label.kind.npy``; ``label`` is a file-safe population id chosen by the plan."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown record kind {kind!r}")
+    return os.path.join(record_dir, f"{label}.{kind}.npy")

@@ -1,0 +1,126 @@
+"""Lava runs leave nothing behind: no processes, no /dev/shm segments -- also when they fail or time out.
+
+Failures are injected with ``PeriodicLIF(fault=...)`` through
+``LavaBackend.run_job(fault=...)``: a model that raises in ``run_spk`` (with
+downstream consumers, the case where Lava's ``run()`` hangs forever) or in its
+constructor (where Lava's ``stop()`` and interpreter exit hang).
+"""
+from __future__ import annotations
+
+import os
+import time
+from multiprocessing import shared_memory
+
+import numpy as np
+import pytest
+
+pytest.importorskip("lava")
+psutil = pytest.importorskip("psutil")
+from neurocompile.errors import NeurocompileError  # noqa: E402
+from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile_lava.backend import LavaBackend  # noqa: E402
+from neurocompile_lava.runner import group_members, mapped_segments, remove_leaked_segments, shm_segments  # noqa: E402
+
+pytestmark = pytest.mark.lava
+
+
+def _net() -> Network:
+    def q(n):
+        return NeuronQuant(vth=4, bias_mant=np.zeros(n, np.int64), bias_exp=0)
+
+    w1, w2 = np.array([[3, 2], [1, 1]]), np.array([[1, -2]])
+    pops = (Population("in", (2,), "input"), Population("h", (2,), "spiking", quant=q(2)), Population("out", (1,), "readout", quant=q(1)))
+    projs = (
+        Projection("w1", "in", "h", "dense", w1.astype(float), qweight=w1),
+        Projection("w2", "h", "out", "dense", w2.astype(float), qweight=w2),
+    )
+    return Network(pops, projs, "in", "out")
+
+
+class Leftovers:
+    """Snapshot before a run; afterwards, whatever of the run is still alive or still in /dev/shm.
+
+    Robust to other work on the machine: only our new children and the
+    worker's process group count, and a new segment that some live process
+    still maps belongs to a concurrent run (ours are all gone by then).
+    """
+
+    def __init__(self) -> None:
+        self.shm = shm_segments()
+        self.children = {p.pid for p in psutil.Process().children(recursive=True)}
+        self.pids: list[int] = []
+
+    def processes(self) -> list:
+        alive = [p for p in psutil.Process().children(recursive=True) if p.pid not in self.children and p.status() != psutil.STATUS_ZOMBIE]
+        for pgid in self.pids:  # orphans re-parented away from us still carry the worker's group id
+            alive += [psutil.Process(pid) for pid in group_members(pgid)]
+        return alive
+
+    def segments(self) -> set[str]:
+        return shm_segments() - self.shm - mapped_segments()
+
+    def assert_clean(self) -> None:
+        assert self.pids, "the worker never started"
+        assert self.processes() == []
+        assert self.segments() == set()
+
+
+@pytest.fixture
+def backend() -> LavaBackend:
+    b = LavaBackend()
+    ok, why = b.available()
+    if not ok:
+        pytest.skip(why)
+    return b
+
+
+def test_a_successful_run_leaves_nothing(backend):
+    seen = Leftovers()
+    r = backend.run_job(_net(), np.ones((2, 8, 2), np.int64), on_start=seen.pids.append)
+    assert r.spike_counts["h"].shape == (2, 2)
+    seen.assert_clean()
+
+
+@pytest.mark.parametrize(
+    "fault, where",
+    [
+        ({"population": "h", "where": "run", "step": 5}, "run_spk at step 5"),  # has a downstream consumer: Lava's run() would hang
+        ({"population": "out", "where": "run", "step": 3}, "run_spk at step 3"),  # no consumer: Lava raises RuntimeError, stop() hangs
+        ({"population": "h", "where": "init"}, "__init__"),  # ProcessModel constructor
+    ],
+)
+def test_a_failing_model_is_reported_in_one_line_and_leaves_nothing(backend, fault, where):
+    seen = Leftovers()
+    t0 = time.monotonic()
+    with pytest.raises(NeurocompileError) as err:
+        backend.run_job(_net(), np.ones((2, 8, 2), np.int64), timeout_s=60, fault=fault, on_start=seen.pids.append)
+    assert time.monotonic() - t0 < 30, "the failure must be detected, not waited out"
+    msg = str(err.value)
+    assert "\n" not in msg and "InjectedFault" in msg and where in msg
+    seen.assert_clean()
+
+
+def test_the_wall_clock_limit_stops_a_run_and_leaves_nothing(backend):
+    seen = Leftovers()
+    t0 = time.monotonic()
+    with pytest.raises(NeurocompileError, match="wall-clock limit of 2 s"):
+        backend.run_job(_net(), np.ones((5000, 100, 2), np.int64), timeout_s=2, on_start=seen.pids.append)  # ~1 min of steps
+    assert time.monotonic() - t0 < 2 + 8
+    seen.assert_clean()
+
+
+def test_segment_cleanup_spares_segments_still_in_use():
+    before = shm_segments()
+    live = shared_memory.SharedMemory(create=True, size=64)
+    dead = shared_memory.SharedMemory(create=True, size=64)
+    dead.close()  # unmapped and never unlinked: what a killed Lava run leaves
+    try:
+        removed = remove_leaked_segments(before)
+        assert removed == [f"/dev/shm/{dead.name.lstrip('/')}"]
+        assert os.path.exists(f"/dev/shm/{live.name.lstrip('/')}")
+    finally:
+        live.close()
+        live.unlink()
+        from multiprocessing import resource_tracker
+
+        resource_tracker.unregister(dead._name, "shared_memory")  # already unlinked by the cleanup
