@@ -61,3 +61,14 @@ def test_bias_exponent_and_negative_shift():
 
 def test_wrap32():
     assert fx.wrap32(T(1 << 31, -(1 << 31) - 1, 5)).tolist() == [-(1 << 31), (1 << 31) - 1, 5]
+
+
+def test_int32_cast_keeps_the_low_bits():
+    """wrap32 relies on torch's int64 → int32 conversion wrapping (two's complement)."""
+    x = torch.tensor([(1 << 33) + 5, -(1 << 33) - 7, (1 << 31) + 3], dtype=torch.int64)
+    assert fx.wrap32(x).tolist() == [5, -7, -(1 << 31) + 3]
+    assert fx.wrap16(torch.tensor([40000, -40000])).tolist() == [40000 - 65536, -40000 + 65536]
+
+
+def test_bias_mantissa_wraps_at_16_bits_like_lavas_int16_var():
+    assert fx.effective_bias(np.array([40000]), 0).tolist() == [40000 - 65536]

