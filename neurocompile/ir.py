@@ -12,7 +12,8 @@ Execution semantics (shared by every simulator and backend; see
   period is a reset step: every neuron's state is zeroed and its synaptic input
   discarded (this also drops messages still in flight from the previous sample).
 * Each projection delivers at step ``t`` what its source emitted at ``t - 1``
-  (Lava's Dense/Sparse one-step synaptic delay).
+  (Lava's Dense/Sparse one-step synaptic delay). Recurrent projections (to
+  the same or an earlier population) follow the same rule.
 * The input population emits the encoded sample on every step of the period.
 * ``spiking`` populations integrate, fire when ``v > threshold`` and subtract
   the threshold (``reset="subtract"``) or zero ``v`` (``reset="zero"``).
@@ -123,7 +124,7 @@ class Projection:
 
 @dataclass(frozen=True)
 class Network:
-    populations: tuple[Population, ...]  # topological order, input first
+    populations: tuple[Population, ...]  # input first; feed-forward edges go forward in this order
     projections: tuple[Projection, ...]
     input: str
     output: str
@@ -143,11 +144,16 @@ class Network:
     def quantized(self) -> bool:
         return all(pr.qweight is not None for pr in self.projections)
 
+    def is_recurrent(self, proj: Projection) -> bool:
+        """A projection from a population to itself or to one earlier in the order."""
+        order = {p.name: i for i, p in enumerate(self.populations)}
+        return order[proj.source] >= order[proj.target]
+
     def depth(self) -> int:
-        """Longest path (in projections) from the input to the output."""
+        """Longest feed-forward path (in projections) from the input to the output."""
         d = {self.input: 0}
         for p in self.populations[1:]:
-            srcs = [d[pr.source] for pr in self.incoming(p.name)]
+            srcs = [d[pr.source] for pr in self.incoming(p.name) if not self.is_recurrent(pr)]
             d[p.name] = 1 + max(srcs)
         return d[self.output]
 
@@ -174,11 +180,11 @@ class Network:
         seen = {self.input}
         for p in self.populations[1:]:
             inc = self.incoming(p.name)
-            if not inc:
-                raise NeurocompileError(f"population {p.name!r} has no incoming projection")
+            if not [pr for pr in inc if pr.source in seen]:
+                raise NeurocompileError(f"population {p.name!r} has no feed-forward input from an earlier population")
             for pr in inc:
-                if pr.source not in seen:
-                    raise NeurocompileError(f"projection {pr.name!r} breaks topological order (recurrence is not supported yet)")
+                if pr.source not in names:
+                    raise NeurocompileError(f"projection {pr.name!r} comes from unknown population {pr.source!r}")
                 m = pr.matrix()
                 if m.shape != (p.size, self.population(pr.source).size):
                     raise NeurocompileError(f"projection {pr.name!r} has shape {m.shape}, expected {(p.size, self.population(pr.source).size)}")
