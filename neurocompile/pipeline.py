@@ -115,6 +115,7 @@ def run_lava_stage(net: ir.Network, x: np.ndarray, quantized_logits: np.ndarray,
         raise NeurocompileError(f"backend {backend!r} is not usable here: {why}")
     frames = frames_for(net, x, fixed=True).numpy()
     result = be.run(net, frames, timeout_s=timeout_s)
+    describe = getattr(be, "describe_lowering", None)
     logits = decode(net, result.readout, fixed=True)
     preds, ref_preds = logits.argmax(1), quantized_logits.argmax(1)
     spikes_equal = all(np.array_equal(result.spike_counts[k].sum(1), quantized_counts[k]) for k in quantized_counts)
@@ -130,6 +131,7 @@ def run_lava_stage(net: ir.Network, x: np.ndarray, quantized_logits: np.ndarray,
         "steps": result.steps,
         "steps_per_s": round(result.steps / max(result.wall_s, 1e-9), 1),
         "notes": result.notes,
+        "lowering": describe(net, frames) if describe else None,
     }
 
 
@@ -202,7 +204,7 @@ def build(
         same = (ev_q.logits[:n_lava].argmax(1) == ds.y_test[:n_lava]).mean()
         stages["lava"]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
         log(f"lava accuracy {stages['lava']['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
-        lowering = _describe_lowering(backend, mapped)
+        lowering = stages["lava"].pop("lowering")
     else:
         notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
 
@@ -236,12 +238,6 @@ def build(
         (tmp / "report.html").write_text(render_html(report))
     log(f"wrote {out}/report.json, {out}/report.html and {out}/{NETWORK_FILE} in {report['build_seconds']} s")
     return report
-
-
-def _describe_lowering(backend: str, net: ir.Network):
-    be = get_backend(backend)
-    describe = getattr(be, "describe_lowering", None)
-    return describe(net) if describe else None
 
 
 def _json_default(o):

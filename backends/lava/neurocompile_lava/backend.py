@@ -73,6 +73,12 @@ class LavaBackend:
         self.precision = precision
         self.hardware = lava_loihi_installed() if hardware is None else hardware
 
+    def describe_lowering(self, net: ir.Network, frames: Optional[np.ndarray] = None) -> list[dict]:
+        """Which Lava processes ``net`` becomes and whether each runs on stock Loihi 2."""
+        from neurocompile_lava.describe import describe_lowering
+
+        return describe_lowering(net, frames)
+
     def available(self) -> tuple[bool, str]:
         v = lava_version()
         if v is None or importlib.util.find_spec("lava") is None:
