@@ -189,6 +189,8 @@ def build(
     qnet = quantize(snn, FixedPointFormat.from_profile(profile))
     ev_q = evaluate(qnet, x_test, "fixed", progress="snn_quantized (reference backend)")
     stages["snn_quantized"] = _stage(ev_q.accuracy(ds.y_test), len(x_test), backend="reference (bit-exact Lava fixed point)")
+    stages["snn_quantized"]["change_vs_float"] = round(stages["snn_quantized"]["accuracy"] - stages["snn_float"]["accuracy"], 6)
+    stages["snn_quantized"]["prediction_agreement_vs_float"] = round(float((ev_q.logits.argmax(1) == ev_float.logits.argmax(1)).mean()), 6)
     log(f"snn_quantized accuracy {stages['snn_quantized']['accuracy']:.4f}")
 
     mapped = map_to_cores(qnet, profile)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 pytest.importorskip("lava")
 reference = pytest.importorskip("neurocompile.sim.reference")
@@ -52,11 +53,11 @@ def _proj(rng, name, src, dst, kind, shape, *, hot: bool, conv: ConvSpec | None 
     return Projection(name, src, dst, kind, weight, conv=conv, qweight=w, weight_exp=exp)
 
 
-def random_network(seed: int) -> Network:
+def random_network(seed: int, n2: int = 12, n3: int = 8, n_out: int = 4, recurrent: bool = False) -> Network:
     rng = np.random.default_rng(seed)
     hot = {name: bool(rng.random() < 0.35) for name in ("h1", "h2", "h3")}
     resets = {name: str(rng.choice(["subtract", "zero"])) for name in ("h1", "h2", "h3")}
-    n_in, n1, n2, n3, n_out = 16, int(np.prod(H1_SHAPE)), 12, 8, 4
+    n_in, n1 = 16, int(np.prod(H1_SHAPE))
     pops = (
         Population("in", IN_SHAPE, "input"),
         Population("h1", H1_SHAPE, "spiking", reset=resets["h1"], quant=_quant(rng, n1, hot["h1"])),
@@ -73,6 +74,11 @@ def random_network(seed: int) -> Network:
         _proj(rng, "d4", "h3", "out", "dense", (n_out, n3), hot=False),
         _proj(rng, "s4", "h1", "out", "sparse", (n_out, n1), hot=False, density=0.2),
     )
+    if recurrent:  # h3 → h2 (backwards) and h2 → h2 (self): delivered one step later, like any projection
+        projs += (
+            _proj(rng, "r32", "h3", "h2", "dense", (n2, n3), hot=False),
+            _proj(rng, "r22", "h2", "h2", "sparse", (n2, n2), hot=False, density=0.3),
+        )
     net = Network(pops, projs, "in", "out")
     net.validate()
     return net
@@ -137,3 +143,21 @@ def test_the_random_networks_are_not_vacuous():
             active[name] += 0.05 < ref.spike_counts[name].mean() / PERIOD < 0.95
     assert overflowing >= 2
     assert min(active.values()) >= 2, active
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    seed=st.integers(0, 10**6),
+    n2=st.integers(1, 30),
+    n3=st.integers(1, 20),
+    n_out=st.integers(1, 10),
+    recurrent=st.booleans(),
+    graded=st.booleans(),
+    samples=st.integers(1, 3),
+    period=st.integers(2, 16),
+)
+def test_hypothesis_networks_agree_with_reference(lava_backend, seed, n2, n3, n_out, recurrent, graded, samples, period):
+    """Hypothesis-drawn sizes, periods and recurrence on top of the random parameters above."""
+    net = random_network(seed, n2=n2, n3=n3, n_out=n_out, recurrent=recurrent)
+    frames = random_frames(seed, samples, period, graded=graded)
+    assert_same(reference.ReferenceBackend().run(net, frames, record=True), lava_backend.run(net, frames, record=True))

@@ -40,3 +40,11 @@ def test_example_builds_on_lava_within_2pp(tmp_path, example, model, capsys):
     procs = {row["process"]: row for row in r["lowering"]}
     assert procs["PeriodicLIF"]["stock_loihi2"] is False and ("Dense" in procs or "Sparse" in procs)
     assert all(r["layers"][i]["spikes_per_sample"] > 0 for i in range(len(r["layers"]) - 1))
+    # `neurocompile run` on both backends: same predictions and spike counts on the same samples
+    runs = {}
+    for backend in ("reference", "lava"):
+        capsys.readouterr()
+        assert main(["run", str(out), "--backend", backend, "--samples", "8", "--json"]) == 0
+        runs[backend] = json.loads(capsys.readouterr().out)
+    assert runs["lava"]["predictions"] == runs["reference"]["predictions"]
+    assert runs["lava"]["spikes_per_layer"] == runs["reference"]["spikes_per_layer"]
