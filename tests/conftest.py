@@ -37,3 +37,16 @@ def trained_mlp(digits, tmp_path_factory):
             opt.step()
     path = tmp_path_factory.mktemp("models") / "mlp.pt2"
     return export_pt2(m, path, (1, 8, 8)), m.eval()
+
+
+@pytest.fixture(scope="session")
+def backend():
+    """The Lava backend, or a skip where lava-nc is not installed (tests using it are Lava tests)."""
+    pytest.importorskip("lava")
+    from neurocompile_lava.backend import LavaBackend
+
+    b = LavaBackend()
+    ok, why = b.available()
+    if not ok:
+        pytest.skip(why)
+    return b

@@ -99,21 +99,12 @@ def assert_same(ref, lava) -> None:
         np.testing.assert_array_equal(lava.spike_counts[name], ref.spike_counts[name], err_msg=f"spike counts of {name}")
 
 
-@pytest.fixture(scope="module")
-def lava_backend() -> LavaBackend:
-    b = LavaBackend()
-    ok, why = b.available()
-    if not ok:
-        pytest.skip(why)
-    return b
-
-
 @pytest.mark.parametrize("seed", range(N_SEEDS))
-def test_random_network_agrees_with_reference(lava_backend, seed):
+def test_random_network_agrees_with_reference(backend, seed):
     net = random_network(seed)
     frames = random_frames(seed, SAMPLES, PERIOD, graded=seed % 2 == 1)
     ref = reference.ReferenceBackend().run(net, frames, record=True)
-    lava = lava_backend.run(net, frames, record=True)
+    lava = backend.run(net, frames, record=True)
     assert_same(ref, lava)
     # the test must exercise real activity, not agree on silence
     assert sum(int(c.sum()) for c in ref.spike_counts.values()) > 0
@@ -156,8 +147,8 @@ def test_the_random_networks_are_not_vacuous():
     samples=st.integers(1, 3),
     period=st.integers(2, 16),
 )
-def test_hypothesis_networks_agree_with_reference(lava_backend, seed, n2, n3, n_out, recurrent, graded, samples, period):
+def test_hypothesis_networks_agree_with_reference(backend, seed, n2, n3, n_out, recurrent, graded, samples, period):
     """Hypothesis-drawn sizes, periods and recurrence on top of the random parameters above."""
     net = random_network(seed, n2=n2, n3=n3, n_out=n_out, recurrent=recurrent)
     frames = random_frames(seed, samples, period, graded=graded)
-    assert_same(reference.ReferenceBackend().run(net, frames, record=True), lava_backend.run(net, frames, record=True))
+    assert_same(reference.ReferenceBackend().run(net, frames, record=True), backend.run(net, frames, record=True))

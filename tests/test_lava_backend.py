@@ -50,15 +50,6 @@ def ideal_if_count(drive: int, steps: int, vth: int) -> int:
     return max(math.ceil(total / theta) - 1, 0)
 
 
-@pytest.fixture(scope="module")
-def backend() -> LavaBackend:
-    b = LavaBackend()
-    ok, why = b.available()
-    if not ok:
-        pytest.skip(why)
-    return b
-
-
 def test_is_a_registered_backend(backend):
     assert isinstance(backend, Backend)
     assert isinstance(get_backend("lava"), LavaBackend)

@@ -65,15 +65,6 @@ class Leftovers:
         assert self.segments() == set()
 
 
-@pytest.fixture
-def backend() -> LavaBackend:
-    b = LavaBackend()
-    ok, why = b.available()
-    if not ok:
-        pytest.skip(why)
-    return b
-
-
 def test_a_successful_run_leaves_nothing(backend):
     seen = Leftovers()
     r = backend.run_job(_net(), np.ones((2, 8, 2), np.int64), on_start=seen.pids.append)
