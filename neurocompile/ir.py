@@ -68,6 +68,7 @@ class Population:
     threshold: float = 1.0
     bias: np.ndarray | None = None  # float, flattened, one per neuron
     leak: float = 0.0  # fraction of v lost per step (0: IF)
+    current_decay: float = 1.0  # fraction of u lost per step (1: no synaptic current, u = this step's input)
     reset: Literal["subtract", "zero"] = "subtract"
     quant: NeuronQuant | None = None
 

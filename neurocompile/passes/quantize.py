@@ -122,7 +122,35 @@ def quantize(net: Network, fmt: FixedPointFormat = FixedPointFormat()) -> Networ
             new_proj[pr.name] = dataclasses.replace(pr, qweight=q, weight_exp=e)
         bm, be = _bias(bias * sigma, fmt)
         decay = (1 << fmt.decay_bits)
-        quant = NeuronQuant(vth=vth, bias_mant=bm, bias_exp=be, du=decay - 1, dv=int(round(pop.leak * decay)))
+        du = int(np.clip(round(pop.current_decay * decay) - 1, 0, decay - 1))  # Lava decays u by (du + 1) / 4096
+        quant = NeuronQuant(vth=vth, bias_mant=bm, bias_exp=be, du=du, dv=int(round(pop.leak * decay)))
         new_pops.append(dataclasses.replace(pop, quant=quant))
     meta = {**net.meta, "quantization": {"format": dataclasses.asdict(fmt), "v_units_per_float": scales}}
     return net.replace(populations=tuple(new_pops), projections=tuple(new_proj[pr.name] for pr in net.projections), meta=meta)
+
+
+def dequantize(net: Network) -> Network:
+    """The float network that computes exactly what the quantised one does, in Lava's float units.
+
+    LAVA.md's equivalences: ``w·2^weight_exp`` (after Lava's weight truncation),
+    ``vth``, ``bias_mant·2^bias_exp / 64``, ``du → (du+1)/4096``, ``dv → dv/4096``;
+    u and v are the fixed-point states / 64. Lava's ``floating_pt`` models run
+    these numbers; so does the float engine, which makes the two comparable.
+    """
+    from ..sim.fixed_point import lava_weights
+
+    pops = [net.populations[0]]
+    for p in net.populations[1:]:
+        q = p.quant
+        pops.append(
+            dataclasses.replace(
+                p, threshold=float(q.vth), bias=q.bias_mant.astype(np.float64) * 2.0**q.bias_exp / 64,
+                leak=q.dv / 4096, current_decay=(q.du + 1) / 4096, quant=None,
+            )
+        )
+    projs = []
+    for pr in net.projections:
+        w = lava_weights(pr.qweight)
+        w = w.astype(np.float64) * 2.0**pr.weight_exp
+        projs.append(dataclasses.replace(pr, weight=w, qweight=None, weight_exp=0))
+    return net.replace(populations=tuple(pops), projections=tuple(projs))

@@ -55,6 +55,7 @@ class _Neurons:
             self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)
             self.vth = pop.threshold
             self.keep = 1.0 - pop.leak
+            self.keep_u = 1.0 - pop.current_decay
         self.u = torch.zeros(batch, n, dtype=dtype)
         self.v = torch.zeros(batch, n, dtype=dtype)
         self.zero = torch.zeros(batch, n, dtype=dtype)
@@ -68,7 +69,8 @@ class _Neurons:
         if self.mode == "fixed":
             self.u, self.v = fx.lif_subthreshold(self.u, self.v, a_in, self.du, self.dv, self.bias)
         else:
-            self.u = a_in  # du = 1: no synaptic current state
+            # Lava's floating_pt LIF, same operation order: u = u(1-du) + a_in; v = v(1-dv) + u + bias
+            self.u = a_in if self.keep_u == 0 else self.u * self.keep_u + a_in
             self.v = self.v * self.keep + self.u + self.bias
         if self.readout:
             return self.zero
