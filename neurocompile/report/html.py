@@ -134,6 +134,24 @@ def _header(report: Mapping) -> str:
     return "\n".join(bits)
 
 
+def _agreement(stage: Mapping) -> str:
+    """Share of predictions equal to the stage before (Lava: to the reference on the same samples)."""
+    a = stage.get("agreement")
+    if isinstance(a, Mapping):
+        a = a.get("predictions")
+    if a is None:
+        a = stage.get("prediction_agreement_vs_float")
+    return _pct(a) if a is not None else "–"
+
+
+def _other(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return "; ".join(escape(str(v)) for v in value)
+    return _num(value)
+
+
 def _accuracy(report: Mapping) -> str:
     stages = report.get("stages") or {}
     if not stages:
@@ -142,12 +160,15 @@ def _accuracy(report: Mapping) -> str:
     rows = []
     for k in order:
         st = stages[k] if isinstance(stages[k], Mapping) else {}
-        extra = ", ".join(f"{escape(str(a))}: {_num(b)}" for a, b in st.items() if a not in ("accuracy", "samples", "agreement"))
+        agreement = st.get("agreement")
+        flags = {a: b for a, b in agreement.items() if a != "predictions"} if isinstance(agreement, Mapping) else {}
+        skip = ("accuracy", "samples", "agreement", "prediction_agreement_vs_float")
+        extra = ", ".join(f"{escape(str(a))}: {_other(b)}" for a, b in {**flags, **st}.items() if a not in skip)
         rows.append([
             escape(STAGE_NAMES.get(k, k)),
             _pct(_acc(st)),
             _num(st.get("samples", "–")),
-            _pct(st.get("agreement")) if "agreement" in st else "–",
+            _agreement(st),
             extra,
         ])
     out = ["<h2>Accuracy after every stage</h2>"]
