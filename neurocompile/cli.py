@@ -44,7 +44,7 @@ def cli() -> None:
 @click.option("--timesteps", "-T", default=32, show_default=True, type=int, help="time steps of input per sample")
 @click.option("--seed", default=0, show_default=True, type=int, help="seed for data split and rate encoding")
 @click.option("--lava-samples", default=20, show_default=True, type=int, help="test samples to run on the Lava backend (0: skip)")
-@click.option("--backend", default="lava", show_default=True, help="backend for the sampled hardware cross-check (lava, reference, none)")
+@click.option("--backend", default="auto", show_default=True, help="backend for the sampled hardware cross-check: lava, reference, none, or auto (lava where installed)")
 @click.option("--encoding", type=click.Choice(["direct", "rate"]), default="direct", show_default=True, help="input encoding: analog/graded (direct) or Bernoulli spikes (rate)")
 @click.option("--threshold-method", type=click.Choice(["percentile", "max"]), default="percentile", show_default=True, help="threshold balancing: 99.9th percentile or maximum of ANN activations")
 @click.option("--sweep", default="4,8,16,32,64,128", show_default=True, help="time steps at which to also measure float SNN accuracy ('' for none)")

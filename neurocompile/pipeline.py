@@ -135,6 +135,26 @@ def run_lava_stage(net: ir.Network, x: np.ndarray, quantized_logits: np.ndarray,
     }
 
 
+def _choose_cross_check_backend(backend: str, samples: int, notes: list[str]) -> str:
+    """``auto``: Lava where it is installed, else skip the cross-check and say why; a named backend must work."""
+    if backend == "none" or not samples:
+        return "none"
+    if backend == "auto":
+        try:
+            ok, why = get_backend("lava").available()
+        except NeurocompileError as e:
+            ok, why = False, str(e)
+        if not ok:
+            notes.append(f"lava stage skipped: {why}")
+            log(f"lava stage skipped: {why}")
+            return "none"
+        return "lava"
+    ok, why = get_backend(backend).available()  # fail fast on a missing backend
+    if not ok:
+        raise NeurocompileError(f"backend {backend!r} is not usable here: {why}; pass --lava-samples 0 to skip it")
+    return backend
+
+
 def build(
     model: str | Path,
     *,
@@ -144,7 +164,7 @@ def build(
     timesteps: int = 32,
     seed: int = 0,
     lava_samples: int = 20,
-    backend: str = "lava",
+    backend: str = "auto",
     encoding: str = "direct",
     threshold_method: str = "percentile",
     calibration_samples: int = 512,
@@ -159,11 +179,8 @@ def build(
     sniff_format(model)
     if lava_samples < 0:
         raise NeurocompileError(f"--lava-samples must be ≥ 0 (got {lava_samples})")
-    if backend != "none" and lava_samples:
-        be = get_backend(backend)  # fail fast on a missing backend
-        ok, why = be.available()
-        if not ok:
-            raise NeurocompileError(f"backend {backend!r} is not usable here: {why}; pass --lava-samples 0 to skip it")
+    notes: list[str] = []
+    backend = _choose_cross_check_backend(backend, lava_samples, notes)
     ds = load_dataset(data, seed=seed)
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples")
     net = ingest(model, sample_shape=ds.sample_shape, trust_pickle=trust_pickle)
@@ -194,7 +211,6 @@ def build(
     log(f"snn_quantized accuracy {stages['snn_quantized']['accuracy']:.4f}")
 
     mapped = map_to_cores(qnet, profile)
-    notes: list[str] = []
     lowering = None
     n_lava = min(lava_samples, len(x_test))
     if backend != "none" and n_lava:
@@ -207,7 +223,7 @@ def build(
         stages["lava"]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
         log(f"lava accuracy {stages['lava']['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
         lowering = stages["lava"].pop("lowering")
-    else:
+    elif not notes:
         notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
 
     sps = spikes_per_sample(mapped, ev_q)

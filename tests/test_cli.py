@@ -94,3 +94,21 @@ def test_profiles_command(capsys):
     assert main(["profiles"]) == 0
     text = capsys.readouterr().out
     assert "loihi2" in text and "cmos45_int8" in text
+
+
+def test_auto_backend_skips_the_lava_stage_with_a_note_when_lava_is_missing(tmp_path, trained_mlp, monkeypatch, capsys):
+    import neurocompile.pipeline as pipeline
+    from neurocompile.errors import NeurocompileError
+
+    def no_lava(name):
+        if name == "lava":
+            raise NeurocompileError("unknown backend 'lava'; installed backends: reference")
+        return real(name)
+
+    real = pipeline.get_backend
+    monkeypatch.setattr(pipeline, "get_backend", no_lava)
+    out = tmp_path / "b"
+    assert main(["build", trained_mlp[0], "-o", str(out), "--sweep", ""]) == 0, capsys.readouterr().err
+    report = json.loads((out / "report.json").read_text())
+    assert "lava" not in report["stages"] and any("lava stage skipped" in n for n in report["notes"])
+    assert main(["build", trained_mlp[0], "-o", str(tmp_path / "c"), "--backend", "lava", "--sweep", ""]) == 2
