@@ -9,6 +9,7 @@ differentiable ``spike_fn`` can be passed in to train through the float mode.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Callable, Literal
 
@@ -38,7 +39,7 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
 class _Neurons:
     """State and update rule of one population in one arithmetic."""
 
-    def __init__(self, pop: Population, batch: int, mode: Mode, dtype: torch.dtype, spike_fn: Callable):
+    def __init__(self, pop: Population, batch: int, mode: Mode, dtype: torch.dtype, spike_fn: Callable, in_bound: float = math.inf):
         self.pop, self.mode, self.spike_fn = pop, mode, spike_fn
         n = pop.size
         self.readout = pop.kind == "readout"
@@ -50,6 +51,9 @@ class _Neurons:
             # readouts take their bias in the decoder (ir.py), never on chip
             self.bias = torch.zeros(n, dtype=torch.int64) if self.readout else fx.effective_bias(q.bias_mant, q.bias_exp)
             self.vth = int(q.vth) << fx.VTH_SHIFT
+            # No synaptic current (du = 4095) and an input that provably cannot wrap u: Lava's
+            # wrap steps are identities, so u = a_in << 6 exactly (and v + u + bias fits int32).
+            self.no_wrap = self.du == fx.DECAY_UNITY - 1 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX
             dtype = torch.int64
         else:
             self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)
@@ -66,7 +70,10 @@ class _Neurons:
         return self.zero
 
     def step(self, a_in: torch.Tensor) -> torch.Tensor:
-        if self.mode == "fixed":
+        if self.mode == "fixed" and self.no_wrap:
+            self.u = a_in << fx.ACT_SHIFT
+            self.v = (fx.decay(self.v, fx.DECAY_UNITY - self.dv) + self.u + self.bias).clamp_(-fx.UV_MAX + 1, fx.UV_MAX - 1)
+        elif self.mode == "fixed":
             self.u, self.v = fx.lif_subthreshold(self.u, self.v, a_in, self.du, self.dv, self.bias)
         else:
             # Lava's floating_pt LIF, same operation order: u = u(1-du) + a_in; v = v(1-dv) + u + bias
@@ -92,9 +99,12 @@ class _Synapses:
                 raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
             eff = dataclasses.replace(proj, qweight=fx.lava_weights(proj.qweight))
             # float32 sums of integers are exact below 2^24: use them when the worst case stays there
-            bound = float(abs(eff.matrix(quantized=True)).sum(1).max()) * max_input if eff.qweight is not None else 0.0
+            m = abs(eff.matrix(quantized=True))
+            bound = float(m.sum(1).max()) * max_input if m.nnz else 0.0
             self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
             self.w = weight_tensor(eff, True, self.mm_dtype)
+            self.out_bound = math.ceil(bound * 2.0**proj.weight_exp)  # largest |message| this projection can send
+            self.no_wrap = bound < 2**31 and self.out_bound < 2**31  # both int32 wraps are identities
         else:
             self.w = weight_tensor(proj, False, dtype)
         n_out = proj.matrix().shape[0] if proj.kind != "conv" else int(np.prod(proj.conv.out_shape))
@@ -106,9 +116,12 @@ class _Synapses:
     def accept(self, s: torch.Tensor) -> None:
         if self.mode == "fixed":
             acc = project(self.proj, self.w, s.to(self.mm_dtype)).to(torch.int64)
-            # graded input: Lava's int32 ``weights.dot(s_in)`` wraps before the shift; the
-            # binary path sums in int64 — identical unless fan-in exceeds ~8 M neurons
-            self.buf = fx.wrap32(fx.shift(fx.wrap32(acc), self.proj.weight_exp))
+            if self.no_wrap:
+                self.buf = fx.shift(acc, self.proj.weight_exp)
+            else:
+                # graded input: Lava's int32 ``weights.dot(s_in)`` wraps before the shift; the
+                # binary path sums in int64 — identical unless fan-in exceeds ~8 M neurons
+                self.buf = fx.wrap32(fx.shift(fx.wrap32(acc), self.proj.weight_exp))
         else:
             self.buf = project(self.proj, self.w, s)
 
@@ -125,10 +138,11 @@ def simulate(
     """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py)."""
     B, P, _ = frames.shape
     frames = frames.to(torch.int64 if mode == "fixed" else dtype)
-    neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn) for p in net.populations[1:]}
     max_in = float(frames.abs().max()) if frames.numel() else 1.0
     synapses = [_Synapses(pr, B, mode, dtype, max_in if pr.source == net.input else 1.0) for pr in net.projections]
-    incoming = {name: [s for s in synapses if s.proj.target == name] for name in neurons}
+    incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
+    in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
+    neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn, in_bound[p.name]) for p in net.populations[1:]}
     counts = {name: torch.zeros(B, n.pop.size, dtype=torch.int64 if mode == "fixed" else dtype) for name, n in neurons.items() if not n.readout}
     trains = {name: [] for name in counts} if record else None
     for t in range(P):
