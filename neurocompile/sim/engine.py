@@ -9,6 +9,7 @@ differentiable ``spike_fn`` can be passed in to train through the float mode.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Literal
@@ -81,11 +82,12 @@ class _Neurons:
             self.v = self.v * self.keep + self.u + self.bias
         if self.readout:
             return self.zero
-        s = self.spike_fn(self.v - self.vth) if self.mode == "float" else (self.v > self.vth).to(self.v.dtype)
-        if self.pop.reset == "subtract":
-            self.v = self.v - s * self.vth
-        else:
-            self.v = self.v * (1 - s)
+        if self.mode == "float":
+            s = self.spike_fn(self.v - self.vth)
+            self.v = self.v - s * self.vth if self.pop.reset == "subtract" else self.v * (1 - s)
+            return s
+        s = self.v > self.vth
+        self.v = self.v - s * self.vth if self.pop.reset == "subtract" else self.v.masked_fill(s, 0)
         return s
 
 
@@ -137,8 +139,10 @@ def simulate(
 ) -> SimResult:
     """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py)."""
     B, P, _ = frames.shape
-    frames = frames.to(torch.int64 if mode == "fixed" else dtype)
-    max_in = float(frames.abs().max()) if frames.numel() else 1.0
+    lo, hi = torch.aminmax(frames) if frames.numel() else (torch.tensor(0), torch.tensor(1))
+    max_in = float(max(abs(lo), abs(hi)))
+    # direct input repeats one frame: its projections need computing once per sample, not every step
+    static_input = bool((frames == frames[:, :1]).all())
     synapses = [_Synapses(pr, B, mode, dtype, max_in if pr.source == net.input else 1.0) for pr in net.projections]
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
@@ -151,14 +155,15 @@ def simulate(
             if t == 0:
                 s = nrn.reset()
             else:
-                s = nrn.step(sum(syn.deliver() for syn in incoming[name]))
+                s = nrn.step(functools.reduce(torch.add, [syn.deliver() for syn in incoming[name]]))
             out[name] = s
             if name in counts:
-                counts[name] = counts[name] + s
+                counts[name].add_(s.detach())
                 if record:
                     trains[name].append(s.detach().bool())
         for syn in synapses:
-            syn.accept(out[syn.proj.source])
+            if not (static_input and t > 0 and syn.proj.source == net.input):
+                syn.accept(out[syn.proj.source])
     state = {name: (n.u, n.v) for name, n in neurons.items()}
     return SimResult(
         readout=neurons[net.output].v,
