@@ -55,7 +55,9 @@ class _Neurons:
             # No synaptic current (du = 4095) and an input that provably cannot wrap u: Lava's
             # wrap steps are identities, so u = a_in << 6 exactly (and v + u + bias fits int32).
             self.no_wrap = self.du == fx.DECAY_UNITY - 1 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX
-            dtype = torch.int64
+            # then |v + u + bias| < 2^25 and, without a voltage decay product, int32 holds every value
+            dtype = torch.int32 if self.no_wrap and self.dv == 0 else torch.int64
+            self.bias = self.bias.to(dtype)
         else:
             self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)
             self.vth = pop.threshold
@@ -107,17 +109,18 @@ class _Synapses:
             self.w = weight_tensor(eff, True, self.mm_dtype)
             self.out_bound = math.ceil(bound * 2.0**proj.weight_exp)  # largest |message| this projection can send
             self.no_wrap = bound < 2**31 and self.out_bound < 2**31  # both int32 wraps are identities
+            self.buf_dtype = torch.int32 if self.no_wrap else torch.int64
         else:
             self.w = weight_tensor(proj, False, dtype)
         n_out = proj.matrix().shape[0] if proj.kind != "conv" else int(np.prod(proj.conv.out_shape))
-        self.buf = torch.zeros(batch, n_out, dtype=torch.int64 if mode == "fixed" else dtype)
+        self.buf = torch.zeros(batch, n_out, dtype=self.buf_dtype if mode == "fixed" else dtype)
 
     def deliver(self) -> torch.Tensor:
         return self.buf
 
     def accept(self, s: torch.Tensor) -> None:
         if self.mode == "fixed":
-            acc = project(self.proj, self.w, s.to(self.mm_dtype)).to(torch.int64)
+            acc = project(self.proj, self.w, s.to(self.mm_dtype)).to(self.buf_dtype)
             if self.no_wrap:
                 self.buf = fx.shift(acc, self.proj.weight_exp)
             else:
@@ -147,7 +150,7 @@ def simulate(
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
     neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn, in_bound[p.name]) for p in net.populations[1:]}
-    counts = {name: torch.zeros(B, n.pop.size, dtype=torch.int64 if mode == "fixed" else dtype) for name, n in neurons.items() if not n.readout}
+    counts = {name: torch.zeros(B, n.pop.size, dtype=torch.int32 if mode == "fixed" else dtype) for name, n in neurons.items() if not n.readout}
     trains = {name: [] for name in counts} if record else None
     for t in range(P):
         out = {net.input: frames[:, t]}
@@ -164,10 +167,11 @@ def simulate(
         for syn in synapses:
             if not (static_input and t > 0 and syn.proj.source == net.input):
                 syn.accept(out[syn.proj.source])
-    state = {name: (n.u, n.v) for name, n in neurons.items()}
+    wide = (lambda x: x.to(torch.int64)) if mode == "fixed" else (lambda x: x)
+    state = {name: (wide(n.u), wide(n.v)) for name, n in neurons.items()}
     return SimResult(
-        readout=neurons[net.output].v,
-        spike_counts=counts,
+        readout=wide(neurons[net.output].v),
+        spike_counts={k: wide(v) for k, v in counts.items()},
         spike_trains={k: torch.stack(v, 1) for k, v in trains.items()} if record else None,
         state=state,
     )
