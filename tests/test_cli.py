@@ -112,3 +112,21 @@ def test_auto_backend_skips_the_lava_stage_with_a_note_when_lava_is_missing(tmp_
     report = json.loads((out / "report.json").read_text())
     assert "lava" not in report["stages"] and any("lava stage skipped" in n for n in report["notes"])
     assert main(["build", trained_mlp[0], "-o", str(tmp_path / "c"), "--backend", "lava", "--sweep", ""]) == 2
+
+
+def test_a_failure_while_writing_leaves_no_output_and_keeps_the_old_one(tmp_path, trained_mlp, monkeypatch, capsys):
+    import neurocompile.pipeline as pipeline
+    from neurocompile.errors import NeurocompileError
+
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "report.json").write_text('{"old": true}')
+
+    def broken(report):
+        raise NeurocompileError("disk full while rendering")
+
+    monkeypatch.setattr(pipeline, "render_html", broken)
+    assert main(["build", trained_mlp[0], "-o", str(out), "--lava-samples", "0", "--sweep", ""]) == 2
+    assert "disk full" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temporary folders left behind
+    assert json.loads((out / "report.json").read_text()) == {"old": True}  # the previous build is untouched
