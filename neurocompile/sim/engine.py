@@ -142,10 +142,12 @@ def simulate(
 ) -> SimResult:
     """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py)."""
     B, P, _ = frames.shape
-    lo, hi = torch.aminmax(frames) if frames.numel() else (torch.tensor(0), torch.tensor(1))
+    # direct input repeats one frame (encode() makes it a stride-0 view): its projections need
+    # computing once per sample, not every step
+    static_input = frames.stride(1) == 0 or bool((frames == frames[:, :1]).all())
+    distinct = frames[:, :1] if static_input else frames
+    lo, hi = torch.aminmax(distinct) if distinct.numel() else (torch.tensor(0), torch.tensor(1))
     max_in = float(max(abs(lo), abs(hi)))
-    # direct input repeats one frame: its projections need computing once per sample, not every step
-    static_input = bool((frames == frames[:, :1]).all())
     synapses = [_Synapses(pr, B, mode, dtype, max_in if pr.source == net.input else 1.0) for pr in net.projections]
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
