@@ -72,3 +72,65 @@ def test_int32_cast_keeps_the_low_bits():
 
 def test_bias_mantissa_wraps_at_16_bits_like_lavas_int16_var():
     assert fx.effective_bias(np.array([40000]), 0).tolist() == [40000 - 65536]
+
+
+from hypothesis import example, given, settings, strategies as st  # noqa: E402
+
+from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile.sim.engine import simulate  # noqa: E402
+
+
+def _lif_loop(w, frames, q, reset):
+    """Lava's LIF fixed-point rules step by step via fx.lif_subthreshold only (no fast paths)."""
+    bias = fx.effective_bias(q.bias_mant, q.bias_exp)
+    vth = q.vth << 6
+    B, P, _ = frames.shape
+    u = v = torch.zeros(B, w.shape[0], dtype=torch.int64)
+    buf = torch.zeros_like(u)
+    spikes = []
+    for t in range(P):
+        if t == 0:
+            u = v = torch.zeros_like(u)
+            s = torch.zeros_like(u, dtype=torch.bool)
+        else:
+            u, v = fx.lif_subthreshold(u, v, buf, q.du, q.dv, bias)
+            s = v > vth
+            v = torch.where(s, v - vth, v) if reset == "subtract" else v.masked_fill(s, 0)
+        spikes.append(s)
+        acc = frames[:, t].to(torch.int64) @ torch.as_tensor(fx.lava_weights(w)).T
+        buf = fx.wrap32(fx.shift(fx.wrap32(acc), 0))
+    return torch.stack(spikes, 1), v
+
+
+@settings(max_examples=60, deadline=None)
+@example(seed=1, bias_mant=32767, bias_exp=16, vth=100, dv=0, du=4095, wmax=60, reset="subtract")  # v + u + bias wraps at 32 bits
+@example(seed=2, bias_mant=-32768, bias_exp=16, vth=5, dv=100, du=4095, wmax=60, reset="subtract")
+@example(seed=3, bias_mant=1000, bias_exp=3, vth=(1 << 17) - 1, dv=0, du=4095, wmax=255, reset="zero")
+@given(
+    seed=st.integers(0, 10**6),
+    bias_mant=st.integers(-(1 << 15), (1 << 15) - 1),
+    bias_exp=st.integers(0, 16),
+    vth=st.integers(0, (1 << 17) - 1),
+    dv=st.sampled_from([0, 0, 1, 2048, 4095]),
+    du=st.sampled_from([4095, 4095, 0, 3000]),
+    wmax=st.sampled_from([3, 60, 255]),
+    reset=st.sampled_from(["subtract", "zero"]),
+)
+def test_engine_fast_paths_equal_the_plain_lava_rules(seed, bias_mant, bias_exp, vth, dv, du, wmax, reset):
+    """The engine's bound-based shortcuts (int32 states, skipped wraps) never change a result."""
+    rng = np.random.default_rng(seed)
+    n_in, n = 6, 5
+    w = rng.integers(-wmax, wmax + 1, (n, n_in))
+    q = NeuronQuant(vth=vth, bias_mant=np.full(n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
+    net = Network(
+        populations=(Population("input", (n_in,), "input"), Population("h", (n,), "spiking", reset=reset, quant=q),
+                     Population("output", (1,), "readout", quant=NeuronQuant(vth=1, bias_mant=np.zeros(1), bias_exp=0))),
+        projections=(Projection("ih", "input", "h", "dense", w.astype(float), qweight=w),
+                     Projection("ho", "h", "output", "dense", np.ones((1, n)), qweight=np.ones((1, n), dtype=np.int64))),
+        input="input", output="output",
+    )
+    frames = torch.as_tensor(rng.integers(0, 2, (3, 12, n_in)))
+    got = simulate(net, frames, "fixed", record=True)
+    want_spikes, want_v = _lif_loop(w, frames, q, reset)
+    assert torch.equal(got.spike_trains["h"], want_spikes)
+    assert torch.equal(got.state["h"][1], want_v)

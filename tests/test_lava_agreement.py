@@ -30,9 +30,10 @@ H1_SHAPE = (2, 4, 4)  # conv 3×3, padding 1
 def _quant(rng: np.random.Generator, n: int, hot: bool) -> NeuronQuant:
     du = int(rng.choice([4095, 4095, rng.integers(0, 4096)]))  # < 4095: a synaptic current that decays
     dv = int(rng.choice([0, rng.integers(1, 600), rng.integers(600, 4096)]))  # IF, mild or strong leak
-    vth = int(rng.integers(1, 40)) if hot else int(rng.integers(2, 300))
-    bias_exp = int(rng.integers(0, 4))
-    return NeuronQuant(vth=vth, bias_mant=rng.integers(-400, 400, n), bias_exp=bias_exp, du=du, dv=dv)
+    vth = int(rng.integers(1, 40)) if hot else int(rng.choice([rng.integers(2, 300), (1 << 17) - 1]))
+    if rng.random() < 0.2:  # full int16 bias at a large exponent: v + u + bias wraps at 32 bits in Lava
+        return NeuronQuant(vth=vth, bias_mant=rng.integers(-(1 << 15), 1 << 15, n), bias_exp=int(rng.integers(12, 17)), du=du, dv=dv)
+    return NeuronQuant(vth=vth, bias_mant=rng.integers(-400, 400, n), bias_exp=int(rng.integers(0, 4)), du=du, dv=dv)
 
 
 def _weights(rng: np.random.Generator, shape: tuple[int, ...], sign: str) -> np.ndarray:

@@ -51,11 +51,15 @@ class _Neurons:
             self.du, self.dv = int(q.du), int(q.dv)
             # readouts take their bias in the decoder (ir.py), never on chip
             self.bias = torch.zeros(n, dtype=torch.int64) if self.readout else fx.effective_bias(q.bias_mant, q.bias_exp)
+            fx.check_neuron_params(pop.name, q)
             self.vth = int(q.vth) << fx.VTH_SHIFT
-            # No synaptic current (du = 4095) and an input that provably cannot wrap u: Lava's
-            # wrap steps are identities, so u = a_in << 6 exactly (and v + u + bias fits int32).
-            self.no_wrap = self.du == fx.DECAY_UNITY - 1 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX
-            # then |v + u + bias| < 2^25 and, without a voltage decay product, int32 holds every value
+            # No synaptic current (du = 4095), an input that cannot wrap u and a bias that cannot
+            # wrap v + u + bias at 32 bits: Lava's wrap steps are identities, so u = a_in << 6 exactly
+            bias_max = int(self.bias.abs().max()) if n else 0
+            self.no_wrap = (
+                self.du == fx.DECAY_UNITY - 1 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
+            )
+            # then, without a voltage decay product, int32 holds every value exactly
             dtype = torch.int32 if self.no_wrap and self.dv == 0 else torch.int64
             self.bias = self.bias.to(dtype)
         else:
@@ -89,7 +93,7 @@ class _Neurons:
             self.v = self.v - s * self.vth if self.pop.reset == "subtract" else self.v * (1 - s)
             return s
         s = self.v > self.vth
-        self.v = self.v - s * self.vth if self.pop.reset == "subtract" else self.v.masked_fill(s, 0)
+        self.v = torch.where(s, self.v - self.vth, self.v) if self.pop.reset == "subtract" else self.v.masked_fill(s, 0)
         return s
 
 

@@ -105,3 +105,18 @@ def lava_weights(w, num_weight_bits: int = 8):
         m.eliminate_zeros()
         return m
     return x
+
+
+# Declared precisions of Lava's fixed-point LIF Vars (lif/models.py PyLifModelBitAcc docstring and
+# LavaPyType precisions). Lava does not check them and silently misbehaves outside (e.g. vth << 6
+# past int32); the reference refuses such networks instead of guessing.
+PARAM_RANGES = {"vth": (0, (1 << 17) - 1), "du": (0, 4095), "dv": (0, 4095)}
+
+
+def check_neuron_params(name: str, q) -> None:
+    from ..errors import NeurocompileError
+
+    for key, (lo, hi) in PARAM_RANGES.items():
+        value = int(getattr(q, key))
+        if not lo <= value <= hi:
+            raise NeurocompileError(f"population {name!r}: {key} = {value} is outside Lava's fixed-point range [{lo}, {hi}]")

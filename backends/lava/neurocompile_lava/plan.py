@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
+from neurocompile.sim.fixed_point import PARAM_RANGES
 from neurocompile.ir import Network, Population, Projection
 
 ConnProcess = Literal["Dense", "Sparse"]
@@ -191,8 +192,9 @@ def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
     for field, value in (("du", q.du), ("dv", q.dv)):
         if int(value) != value or not 0 <= value <= DECAY_MAX:
             raise NeurocompileError(f"{where}: {field} must be an integer in [0, {DECAY_MAX}] (12-bit decay), got {value!r}")
-    if int(q.vth) != q.vth or q.vth < 0:
-        raise NeurocompileError(f"{where}: vth must be a non-negative integer, got {q.vth!r}")
+    vth_max = PARAM_RANGES["vth"][1]
+    if int(q.vth) != q.vth or not 0 <= q.vth <= vth_max:
+        raise NeurocompileError(f"{where}: vth must be an integer in [0, {vth_max}] (17 bits; Lava's vth << 6 misbehaves beyond), got {q.vth!r}")
     readout = pop.kind == "readout"
     if readout:
         bias = np.zeros(pop.size, np.int64)  # ir.py: the decoder adds a readout's bias, not the chip
