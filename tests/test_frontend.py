@@ -129,3 +129,36 @@ def test_pickle_refusal_runs_no_code(tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True)
     _refusal(tmp_path / "evil.pt", sample_shape=(4,))
     assert not marker.exists()
+
+
+def test_inplace_relu_and_dropout_are_accepted(tmp_path):
+    m = nn.Sequential(nn.Linear(8, 6), nn.ReLU(inplace=True), nn.Dropout(0.2, inplace=True), nn.Linear(6, 3)).eval()
+    for path in (export_pt2(m, tmp_path / "m.pt2", (8,)), export_ts(m, tmp_path / "m.pt", (8,))):
+        net = ingest(path, sample_shape=(8,))
+        x = torch.rand(5, 8)
+        assert torch.allclose(ann_forward(net, x)[net.output], m(x).double(), atol=1e-6)
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_exports_with_a_batch_other_than_one(tmp_path, dynamic):
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 8 * 8, 4)).eval()
+    kw = {"dynamic_shapes": ({0: torch.export.Dim("batch")},)} if dynamic else {}
+    ep = torch.export.export(m, (torch.zeros(8, 1, 8, 8),), **kw)
+    torch.export.save(ep, str(tmp_path / "m.pt2"))
+    net = ingest(tmp_path / "m.pt2")
+    x = torch.rand(5, 1, 8, 8)
+    assert torch.allclose(ann_forward(net, x)[net.output], m(x).double(), atol=1e-5)
+
+
+def test_linear_over_a_non_flat_tensor_is_refused(tmp_path):
+    class LastAxis(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc(torch.relu(x)).sum(dim=1)
+
+    msg = _refusal(export_pt2(LastAxis(), tmp_path / "m.pt2", (1, 8, 8)))
+    assert "node" in msg and "supported:" in msg

@@ -160,6 +160,7 @@ class _Capture:
                     if len(self.user_inputs) != 1:
                         raise NeurocompileError(f"the model takes {len(self.user_inputs)} inputs; exactly one is supported")
                     shape = tuple(int(s) for s in node.meta["val"].shape[1:])
+                    self.batch = node.meta["val"].shape[0]  # an int, or a symbol for a dynamic batch
                     self.populations.append(Population(name="input", shape=shape, kind="input"))
                     self.env[node.name] = Affine([Term("input")], torch.zeros(shape, dtype=torch.float64), shape)
                 continue
@@ -176,7 +177,12 @@ class _Capture:
                 continue
             if node.op != "call_function":
                 self.refuse(node)
-            self.env[node.name] = self.call(node)
+            try:
+                self.env[node.name] = self.call(node)
+            except NeurocompileError:
+                raise
+            except Exception as e:  # an op form we did not anticipate: refuse it, naming the node
+                self.refuse(node, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
         net = Network(tuple(self.populations), tuple(self.projections), input="input", output="output")
         net.validate()
         return net
@@ -184,12 +190,13 @@ class _Capture:
     def call(self, node: torch.fx.Node):
         t = node.target
         args = [self.value(a) for a in node.args]
-        if t in (aten.dropout.default, aten.clone.default, aten.alias.default, aten.contiguous.default, aten.detach.default, aten.feature_dropout.default):
+        if t in (aten.dropout.default, aten.dropout_.default, aten.clone.default, aten.alias.default, aten.contiguous.default,
+                 aten.detach.default, aten.feature_dropout.default):
             return args[0]
         if not isinstance(args[0], Affine):
             self.refuse(node, "applied to a constant")
         x: Affine = args[0]
-        if t == aten.relu.default:
+        if t in (aten.relu.default, aten.relu_.default):
             return self.new_population(node.name, x, "spiking")
         if t in (aten.linear.default, aten.addmm.default):
             if t == aten.addmm.default:
@@ -197,7 +204,7 @@ class _Capture:
             w = self.tensor(node.args[1].name)
             b = self.tensor(node.args[2].name) if len(node.args) > 2 and node.args[2] is not None else np.zeros(w.shape[0])
             if len(x.shape) != 1:
-                x = Affine(x.terms, x.const.reshape(-1), (int(np.prod(x.shape)),))
+                self.refuse(node, f"linear over the last axis of a {len(x.shape) + 1}-D tensor; flatten first")
             wt = torch.from_numpy(w)
             return x.map(Linear(w), lambda c: wt @ c + torch.from_numpy(b), (w.shape[0],))
         if t in (aten.conv2d.default, aten.convolution.default):
@@ -222,9 +229,10 @@ class _Capture:
                 self.refuse(node, "only avg_pool2d without padding or ceil_mode")
             return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0])
         if t in (aten.flatten.using_ints, aten.view.default, aten.reshape.default, aten._unsafe_view.default):
-            shape = tuple(int(s) for s in node.meta["val"].shape[1:])
-            if int(np.prod(shape)) != int(np.prod(x.shape)) or node.meta["val"].shape[0] != 1:
-                self.refuse(node, "reshape that mixes samples")
+            val = node.meta["val"].shape
+            if len(val) < 1 or str(val[0]) != str(self.batch) or int(np.prod([int(s) for s in val[1:]])) != int(np.prod(x.shape)):
+                self.refuse(node, "a reshape that mixes samples (keep the batch dimension first)")
+            shape = tuple(int(s) for s in val[1:])
             return Affine(x.terms, x.const.reshape(shape), shape)
         if t in (aten.add.Tensor, aten.add_.Tensor):
             y = args[1]
