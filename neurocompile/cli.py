@@ -213,8 +213,11 @@ def _save(net, out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    ir.save(net, tmp)
-    tmp.replace(out)
+    try:
+        ir.save(net, tmp)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

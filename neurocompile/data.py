@@ -281,6 +281,8 @@ def _as_images(key: str, x: np.ndarray) -> np.ndarray:
         raise NeurocompileError(
             f"{key} values lie in [{scaled.min():.3g}, {scaled.max():.3g}]; inputs must be scaled to [0, 1]"
         )
+    if scaled.ndim == 4 and scaled.shape[-1] in (1, 3) and scaled.shape[1] not in (1, 3):
+        scaled = np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))  # channel-last (N, H, W, C) → (N, C, H, W)
     while scaled.ndim < 4:
         scaled = scaled[:, None]
     return scaled

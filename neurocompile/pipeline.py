@@ -40,22 +40,31 @@ def log(msg: str) -> None:
     print(f"[neurocompile] {msg}", file=sys.stderr, flush=True)
 
 
+def check_output_dir(out: Path) -> Path:
+    """The resolved output folder, refused if replacing it could destroy something that is not a build."""
+    out = Path(out).resolve()
+    if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents or out.parent == out:
+        raise NeurocompileError(f"-o {out} is the current folder or one of its parents; give a new folder for the build")
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / NETWORK_FILE).exists())):
+        raise NeurocompileError(f"-o {out} exists and is not a neurocompile build folder; give a new folder or remove it")
+    return out
+
+
 @contextmanager
 def atomic_dir(out: Path):
-    """Yield a temporary folder that replaces ``out`` only if the block succeeds."""
-    out = Path(out)
+    """Yield a temporary folder that replaces ``out`` (an empty folder or a previous build) only if the block succeeds."""
+    out = check_output_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         yield tmp
+        old = out.with_name(f".{out.name}.old-{time.time_ns()}") if out.exists() else None
+        if old is not None:
+            out.rename(old)
+        tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{time.time_ns()}")
-        out.rename(old)
-    tmp.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -66,6 +75,11 @@ def sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _data_ref(data: str) -> str:
+    """Built-in set names stay as they are; a file is recorded by absolute path so `run` works from anywhere."""
+    return str(Path(data).resolve()) if data.endswith(".npz") else data
 
 
 def _stage(acc: float, n: int, **extra) -> dict:
@@ -115,25 +129,25 @@ def spikes_per_sample(net: ir.Network, ev: Evaluation) -> dict[str, float]:
     return per
 
 
-def run_lava_stage(net: ir.Network, x: np.ndarray, quantized_logits: np.ndarray, quantized_counts: dict, backend: str, timeout_s: float) -> dict:
-    """The sampled cross-check on Lava: accuracy and agreement with the reference on the same samples."""
+def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: float | None) -> dict:
+    """The sampled cross-check: ``backend`` and the reference on the very same frames, compared neuron by neuron."""
     be = get_backend(backend)
-    ok, why = be.available()
-    if not ok:
-        raise NeurocompileError(f"backend {backend!r} is not usable here: {why}")
     frames = frames_for(net, x, fixed=True).numpy()
     result = be.run(net, frames, timeout_s=timeout_s)
+    ref = get_backend("reference").run(net, frames)
     describe = getattr(be, "describe_lowering", None)
-    logits = decode(net, result.readout, fixed=True)
-    preds, ref_preds = logits.argmax(1), quantized_logits.argmax(1)
-    spikes_equal = all(np.array_equal(result.spike_counts[k].sum(1), quantized_counts[k]) for k in quantized_counts)
+    logits, ref_logits = decode(net, result.readout, fixed=True), decode(net, ref.readout, fixed=True)
+    preds = logits.argmax(1)
+    counts_equal = set(result.spike_counts) == set(ref.spike_counts) and all(
+        np.array_equal(result.spike_counts[k], ref.spike_counts[k]) for k in ref.spike_counts
+    )
     return {
         "platform": result.platform,
         "predictions": preds.tolist(),
         "agreement": {
-            "predictions": float((preds == ref_preds).mean()),
-            "readout_identical": bool(np.array_equal(logits, quantized_logits)),
-            "spike_counts_identical": bool(spikes_equal),
+            "predictions": float((preds == ref_logits.argmax(1)).mean()),
+            "readout_identical": bool(np.array_equal(result.readout, ref.readout)),
+            "spike_counts_identical": bool(counts_equal),  # per sample and per neuron
         },
         "wall_s": round(result.wall_s, 3),
         "steps": result.steps,
@@ -177,14 +191,18 @@ def build(
     threshold_method: str = "percentile",
     calibration_samples: int = 512,
     trust_pickle: bool = False,
-    lava_timeout_s: float = 600.0,
+    lava_timeout_s: float | None = None,
     t_sweep: tuple[int, ...] = T_SWEEP,
 ) -> dict:
     """Ingest → convert → quantise → map → run on Lava → report; returns the report dict."""
     t_start = time.perf_counter()
     model = Path(model)
-    profile = load_profile(target)  # fail fast on a bad target or model file
+    profile = load_profile(target)  # fail fast on a bad target, model file or output folder
+    if profile.kind != "neuromorphic":
+        chips = ", ".join(n for n, p in load_profiles().items() if p.kind == "neuromorphic")
+        raise NeurocompileError(f"--target {target} is an ANN baseline profile, not a chip; build for one of: {chips}")
     sniff_format(model)
+    check_output_dir(Path(out))
     if lava_samples < 0:
         raise NeurocompileError(f"--lava-samples must be ≥ 0 (got {lava_samples})")
     notes: list[str] = []
@@ -202,7 +220,7 @@ def build(
 
     calib = x_train[:calibration_samples]
     snn = convert(net, calib, timesteps=timesteps, encoding=encoding, method=threshold_method)
-    snn = snn.replace(meta={**snn.meta, "seed": seed, "data": data, "model": str(model)})
+    snn = snn.replace(meta={**snn.meta, "seed": seed, "data": _data_ref(data), "model": str(model.resolve())})
     ev_float = evaluate(snn, x_test, "float", progress="snn_float")
     stages["snn_float"] = _stage(ev_float.accuracy(ds.y_test), len(x_test), mode="float, same schedule as the chip")
     sweep = {}
@@ -223,14 +241,14 @@ def build(
     n_lava = min(lava_samples, len(x_test))
     if backend != "none" and n_lava:
         log(f"running {n_lava} samples on backend {backend!r} ({n_lava * period(mapped)} steps)")
-        ref_counts = {k: v[:n_lava] for k, v in ev_q.spike_counts.items()}
-        lava = run_lava_stage(mapped, x_test[:n_lava], ev_q.logits[:n_lava], ref_counts, backend, lava_timeout_s)
+        lava = run_lava_stage(mapped, x_test[:n_lava], backend, lava_timeout_s)
         preds = np.asarray(lava.pop("predictions"))
-        stages["lava"] = _stage((preds == ds.y_test[:n_lava]).mean(), n_lava, **lava)
+        key = "lava" if backend == "lava" else f"{backend}_cross_check"
+        lowering = lava.pop("lowering")
+        stages[key] = _stage((preds == ds.y_test[:n_lava]).mean(), n_lava, **lava)
         same = (ev_q.logits[:n_lava].argmax(1) == ds.y_test[:n_lava]).mean()
-        stages["lava"]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
-        log(f"lava accuracy {stages['lava']['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
-        lowering = stages["lava"].pop("lowering")
+        stages[key]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
+        log(f"{key} accuracy {stages[key]['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
     elif not notes:
         notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
 
@@ -274,7 +292,7 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def run_artifact(out: str | Path, backend: str = "reference", samples: int | None = None, timeout_s: float = 600.0) -> dict:
+def run_artifact(out: str | Path, backend: str = "reference", samples: int | None = None, timeout_s: float | None = None) -> dict:
     """Run a built artifact's network on the first ``samples`` test samples of its data set."""
     path = Path(out) / NETWORK_FILE
     if not path.exists():

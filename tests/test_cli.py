@@ -33,10 +33,13 @@ def test_build_with_reference_backend_and_run(tmp_path, trained_mlp, capsys):
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "report.json").read_text())
     st = report["stages"]
-    assert set(st) == {"ann", "snn_float", "snn_quantized", "lava"}
+    assert set(st) == {"ann", "snn_float", "snn_quantized", "reference_cross_check"}
     assert st["snn_float"]["accuracy"] >= st["ann"]["accuracy"] - 0.02
     assert abs(st["snn_quantized"]["accuracy"] - st["snn_float"]["accuracy"]) <= 0.02
-    assert st["lava"]["agreement"]["predictions"] == 1.0  # same backend semantics: must agree exactly
+    check = st["reference_cross_check"]
+    # the cross-check re-encodes its samples itself: same seeds, same frames, same result as the full-set stage
+    assert check["samples"] == 10 and check["accuracy"] == check["snn_quantized_accuracy_same_samples"]
+    assert check["agreement"] == {"predictions": 1.0, "readout_identical": True, "spike_counts_identical": True}
     assert report["model"]["sha256"] and report["energy"].keys() >= {"loihi", "loihi2", "cmos45_fp32", "cmos45_int8"}
     assert [l["name"] for l in report["layers"]][-1] == "output"
     assert "<img" in (out / "report.html").read_text()
@@ -121,6 +124,7 @@ def test_a_failure_while_writing_leaves_no_output_and_keeps_the_old_one(tmp_path
     out = tmp_path / "b"
     out.mkdir()
     (out / "report.json").write_text('{"old": true}')
+    (out / "network.ncnet").write_text("a previous build")
 
     def broken(report):
         raise NeurocompileError("disk full while rendering")
@@ -130,3 +134,19 @@ def test_a_failure_while_writing_leaves_no_output_and_keeps_the_old_one(tmp_path
     assert "disk full" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]  # no temporary folders left behind
     assert json.loads((out / "report.json").read_text()) == {"old": True}  # the previous build is untouched
+
+
+def test_output_folders_that_are_not_builds_are_never_replaced(tmp_path, trained_mlp, capsys, monkeypatch):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.txt").write_text("precious")
+    msg = refuse(capsys, ["build", trained_mlp[0], "-o", str(victim), "--lava-samples", "0", "--sweep", ""])
+    assert "not a neurocompile build folder" in msg and (victim / "notes.txt").read_text() == "precious"
+    monkeypatch.chdir(victim)
+    msg = refuse(capsys, ["build", trained_mlp[0], "-o", ".", "--lava-samples", "0", "--sweep", ""])
+    assert "current folder" in msg and sorted(p.name for p in victim.iterdir()) == ["notes.txt"]
+
+
+def test_an_ann_baseline_is_not_a_build_target(capsys, trained_mlp, tmp_path):
+    msg = refuse(capsys, ["build", trained_mlp[0], "--target", "cmos45_int8", "-o", str(tmp_path / "o")], tmp_path / "o")
+    assert "loihi2" in msg and "not a chip" in msg

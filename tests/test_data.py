@@ -258,3 +258,14 @@ def test_mnist_real_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert data.sample_shape == (1, 28, 28)
     assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
     assert np.all(np.bincount(np.concatenate([data.y_train, data.y_test])) > 800)
+
+
+def test_channel_last_npz_images_are_transposed(tmp_path):
+    from neurocompile.data import load_dataset
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, 5, 4, 3)).astype(np.float32)  # (N, H, W, C)
+    np.savez(tmp_path / "c.npz", x_train=x, y_train=np.arange(6) % 2, x_test=x[:2], y_test=np.arange(2))
+    ds = load_dataset(str(tmp_path / "c.npz"))
+    assert ds.x_train.shape == (6, 3, 5, 4)
+    np.testing.assert_array_equal(ds.x_train[1, 2], x[1, :, :, 2])

@@ -1,7 +1,9 @@
 """Quantisation to a target's fixed-point formats (Loihi 2 via Lava's LIF/Dense models).
 
 Per population l a scale σ_l (units of ``v`` per float unit) is chosen so the
-worst case can never wrap the 24-bit ``u`` or saturate ``v``: the largest
+worst case can never wrap the 24-bit ``u`` and one step cannot saturate ``v``
+(a neuron driven above threshold for many steps still accumulates the excess
+and may clip, identically on every backend): the largest
 possible per-step input (row L1 norm of the incoming weights) plus threshold
 and bias must stay below 2^(state_bits-1), ``vth = θσ/64`` must fit its
 mantissa, and the bias must fit ``bias_mant << bias_exp`` (13 + 7 bits: on

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from ..errors import NeurocompileError
@@ -97,6 +98,16 @@ class _Neurons:
         return s
 
 
+def _row_l1_bound(proj: Projection) -> float:
+    """An upper bound on max_i Σ_j |w_ij| of the quantised weights, without building a conv matrix."""
+    w = proj.qweight
+    if proj.kind == "conv":
+        k = np.abs(np.asarray(w, dtype=np.float64))
+        return float(k.reshape(k.shape[0], -1).sum(1).max()) if k.size else 0.0
+    m = abs(sp.csr_matrix(w)) if sp.issparse(w) else np.abs(np.asarray(w, dtype=np.float64))
+    return float(np.asarray(m.sum(1)).max()) if m.shape[0] and m.shape[1] else 0.0
+
+
 class _Synapses:
     """A projection's weights and its one-step delay buffer."""
 
@@ -107,8 +118,7 @@ class _Synapses:
                 raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
             eff = dataclasses.replace(proj, qweight=fx.lava_weights(proj.qweight))
             # float32 sums of integers are exact below 2^24: use them when the worst case stays there
-            m = abs(eff.matrix(quantized=True))
-            bound = float(m.sum(1).max()) * max_input if m.nnz else 0.0
+            bound = _row_l1_bound(eff) * max_input
             self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
             self.w = weight_tensor(eff, True, self.mm_dtype)
             self.out_bound = math.ceil(bound * 2.0**proj.weight_exp)  # largest |message| this projection can send
@@ -116,7 +126,7 @@ class _Synapses:
             self.buf_dtype = torch.int32 if self.no_wrap else torch.int64
         else:
             self.w = weight_tensor(proj, False, dtype)
-        n_out = proj.matrix().shape[0] if proj.kind != "conv" else int(np.prod(proj.conv.out_shape))
+        n_out = int(np.prod(proj.conv.out_shape)) if proj.kind == "conv" else proj.weight.shape[0]
         self.buf = torch.zeros(batch, n_out, dtype=self.buf_dtype if mode == "fixed" else dtype)
 
     def deliver(self) -> torch.Tensor:

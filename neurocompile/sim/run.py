@@ -51,7 +51,7 @@ def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, prog
         logits.append(decode(net, r.readout.numpy(), fixed))
         for k, v in r.spike_counts.items():
             counts.setdefault(k, []).append(v.sum(1).double().numpy())
-        events.append((frames[:, 1:] != 0).sum((1, 2)).numpy())  # step 0 is the reset step
+        events.append((frames[:, :-1] != 0).sum((1, 2)).numpy())  # frame t arrives at step t + 1: the last is never delivered
         if progress:
             print(f"\r  {progress}: {min(start + batch_size, len(x))}/{len(x)} samples", end="", file=sys.stderr, flush=True)
     if progress:

@@ -59,7 +59,7 @@ def remove_leaked_segments(before: set[str]) -> list[str]:
         try:
             os.unlink(path)
             removed.append(path)
-        except FileNotFoundError:
+        except OSError:  # gone already, or another user's segment in the sticky /dev/shm
             pass
     return removed
 
