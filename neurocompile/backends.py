@@ -25,7 +25,8 @@ class RunResult:
     last step of each sample's period (before the decoder adds ``T * bias``).
     ``spike_counts``: per spiking population, (samples, neurons) int64 spikes.
     ``spike_trains``: only when asked for (``record=True``): per spiking
-    population, (samples, period, neurons) bool.
+    population, (samples, period, neurons) bool. ``final_state``: where the
+    backend can report it, every population's (u, v) after the run's last step.
     """
 
     readout: np.ndarray
@@ -35,6 +36,7 @@ class RunResult:
     platform: str
     spike_trains: dict[str, np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
+    final_state: dict[str, np.ndarray] | None = None  # per population, (2, neurons): u and v after the last step
 
 
 @runtime_checkable

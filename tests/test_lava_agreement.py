@@ -94,6 +94,9 @@ def random_frames(seed: int, samples: int, period: int, graded: bool) -> np.ndar
 
 def assert_same(ref, lava) -> None:
     np.testing.assert_array_equal(lava.readout, ref.readout, err_msg="readout")
+    assert set(lava.final_state) == set(ref.final_state)
+    for name in ref.final_state:  # u and v of every population, hidden ones included, after the last step
+        np.testing.assert_array_equal(lava.final_state[name], ref.final_state[name], err_msg=f"final (u, v) of {name}")
     assert set(lava.spike_counts) == set(ref.spike_counts)
     for name in ref.spike_counts:
         np.testing.assert_array_equal(lava.spike_trains[name], ref.spike_trains[name], err_msg=f"spike train of {name}")

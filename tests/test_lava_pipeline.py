@@ -30,6 +30,8 @@ def test_trained_mlp_runs_identically_on_lava_and_reference(trained_mlp, digits,
     ref = ReferenceBackend().run(qnet, frames, record=True)
 
     np.testing.assert_array_equal(lava.readout, ref.readout)
+    for name in ref.final_state:
+        np.testing.assert_array_equal(lava.final_state[name], ref.final_state[name], err_msg=name)
     assert set(lava.spike_counts) == set(ref.spike_counts) and lava.spike_counts
     for name in ref.spike_counts:
         np.testing.assert_array_equal(lava.spike_trains[name], ref.spike_trains[name])

@@ -83,11 +83,11 @@ def _weight_mantissa(w, scale: float, fmt: FixedPointFormat) -> tuple[object, in
     return mant.reshape(np.shape(w)), exp
 
 
-def _bias(b: np.ndarray, fmt: FixedPointFormat) -> tuple[np.ndarray, int]:
+def _bias(b: np.ndarray, fmt: FixedPointFormat, exp_max: int | None = None) -> tuple[np.ndarray, int]:
     top = (1 << (fmt.bias_mant_bits - 1)) - 1
     peak = float(np.abs(b).max()) if b.size else 0.0
     exp = 0 if peak <= top else math.ceil(math.log2(peak / top))
-    exp = min(exp, (1 << fmt.bias_exp_bits) - 1)
+    exp = min(exp, (1 << fmt.bias_exp_bits) - 1 if exp_max is None else exp_max)
     return np.clip(np.round(b / 2.0**exp), -top, top).astype(np.int64), exp
 
 
@@ -122,7 +122,8 @@ def quantize(net: Network, fmt: FixedPointFormat = FixedPointFormat()) -> Networ
             w = pr.weight if pr.kind != "sparse" else sp.csr_matrix(pr.weight)
             q, e = _weight_mantissa(w, unit[pr.name] * sigma / (1 << ACT_SHIFT), fmt)
             new_proj[pr.name] = dataclasses.replace(pr, qweight=q, weight_exp=e)
-        bm, be = _bias(bias * sigma, fmt)
+        # a readout's bias is applied by the host decoder (ir.py), so its exponent is not bounded by the chip
+        bm, be = _bias(bias * sigma, fmt, exp_max=62 - fmt.bias_mant_bits if pop.kind == "readout" else None)
         decay = (1 << fmt.decay_bits)
         du = int(np.clip(round(pop.current_decay * decay) - 1, 0, decay - 1))  # Lava decays u by (du + 1) / 4096
         quant = NeuronQuant(vth=vth, bias_mant=bm, bias_exp=be, du=du, dv=int(round(pop.leak * decay)))

@@ -30,4 +30,5 @@ class ReferenceBackend:
             wall_s=time.perf_counter() - t0,
             steps=int(frames.shape[0] * frames.shape[1]),
             platform=self.available()[1],
+            final_state={k: torch.stack([u[-1], v[-1]]).numpy() for k, (u, v) in parts[-1].state.items()},
         )

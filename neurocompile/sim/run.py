@@ -10,7 +10,6 @@ import torch
 from ..ir import Network
 from .encoding import encode
 from .engine import simulate
-from .fixed_point import effective_bias
 
 
 def period(net: Network) -> int:
@@ -26,7 +25,8 @@ def decode(net: Network, readout: np.ndarray | torch.Tensor, fixed: bool) -> np.
     """Logits per step: ``(v + T · bias) / T`` in the readout's own units."""
     T = int(net.meta["timesteps"])
     out = net.population(net.output)
-    bias = effective_bias(out.quant.bias_mant, out.quant.bias_exp).numpy() if fixed else out.bias
+    # the decoder is host arithmetic: the readout bias needs no chip format (no int16/int32 wrap)
+    bias = np.asarray(out.quant.bias_mant, dtype=np.float64) * 2.0**out.quant.bias_exp if fixed else out.bias
     return (np.asarray(readout, dtype=np.float64) + T * bias) / T
 
 

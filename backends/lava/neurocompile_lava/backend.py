@@ -131,6 +131,7 @@ class LavaBackend:
 
         counts, trains = {}, ({} if record else None)
         readout = None
+        state = {n.population: load(n.label, "state") for n in plan.neurons} if self.precision == "fixed_pt" else None
         for n in plan.neurons:
             if not n.readout:
                 counts[n.population] = load(n.label, "counts").astype(np.int64)
@@ -140,4 +141,7 @@ class LavaBackend:
                 v = load(n.label, "v")
                 readout = v.astype(np.int64) if self.precision == "fixed_pt" else np.rint(v * 64).astype(np.int64)
         notes = [] if self.precision == "fixed_pt" else ["floating_pt: readout is v·64 rounded (fixed-point units); approximate"]
-        return RunResult(readout=readout, spike_counts=counts, wall_s=0.0, steps=plan.steps, platform=self.platform(), spike_trains=trains, notes=notes)
+        return RunResult(
+            readout=readout, spike_counts=counts, wall_s=0.0, steps=plan.steps, platform=self.platform(), spike_trains=trains, notes=notes,
+            final_state={k: v.astype(np.int64) for k, v in state.items()} if state is not None else None,
+        )

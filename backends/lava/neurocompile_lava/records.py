@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-KINDS = ("counts", "v", "spikes")  # per-period spike counts, v at each period's end, full spike trains
+KINDS = ("counts", "v", "spikes", "state")  # per-period spike counts, v at each period's end, spike trains, final (u, v)
 
 
 def record_path(record_dir: str, label: str, kind: str) -> str:

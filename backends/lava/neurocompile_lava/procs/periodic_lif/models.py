@@ -59,8 +59,9 @@ class _Records:
         if self.v is not None and step % self.period == 0:
             self.v[k] = v
 
-    def save(self, record_dir: str, label: str) -> None:
-        for kind, arr in (("counts", self.counts), ("v", self.v), ("spikes", self.trains)):
+    def save(self, record_dir: str, label: str, u: np.ndarray, v: np.ndarray) -> None:
+        state = np.stack([u, v])  # the final (u, v), to compare states, not only spikes
+        for kind, arr in (("counts", self.counts), ("v", self.v), ("spikes", self.trains), ("state", state)):
             if arr is None:
                 continue
             final = record_path(record_dir, label, kind)
@@ -137,7 +138,7 @@ class _PeriodicBehaviour:
         self.s_out.send(spikes)
         self._records.note(step, spikes, self.v)
         if step == self._records.total_steps and self.proc_params["record_dir"]:
-            self._records.save(self.proc_params["record_dir"], self.proc_params["label"])
+            self._records.save(self.proc_params["record_dir"], self.proc_params["label"], self.u, self.v)
 
 
 @implements(proc=PeriodicLIF, protocol=LoihiProtocol)
