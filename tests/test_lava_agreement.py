@@ -18,7 +18,7 @@ pytest.importorskip("lava")
 reference = pytest.importorskip("neurocompile.sim.reference")
 from neurocompile.ir import ConvSpec, Network, NeuronQuant, Population, Projection  # noqa: E402
 from neurocompile_lava.backend import LavaBackend  # noqa: E402
-from neurocompile_lava.plan import lava_effective_weights, sign_mode_of  # noqa: E402
+from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
 
 pytestmark = pytest.mark.lava
 
@@ -120,7 +120,7 @@ def _peak_input(net: Network, frames: np.ndarray, trains: dict[str, np.ndarray])
     total: dict[str, np.ndarray] = {}
     for pr in net.projections:
         m = pr.matrix(quantized=True).toarray().astype(np.int64)
-        w = lava_effective_weights(m, sign_mode_of(m))
+        w = lava_weights(m)
         acc = sent[pr.source] @ w.T
         acc = acc << pr.weight_exp if pr.weight_exp >= 0 else acc >> -pr.weight_exp
         total[pr.target] = total.get(pr.target, 0) + acc

@@ -20,7 +20,8 @@ from neurocompile.errors import NeurocompileError  # noqa: E402
 from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
 from neurocompile_lava.backend import LavaBackend  # noqa: E402
 from neurocompile_lava.describe import describe_lowering  # noqa: E402
-from neurocompile_lava.plan import lava_effective_weights, plan_lowering  # noqa: E402
+from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
+from neurocompile_lava.plan import plan_lowering  # noqa: E402
 
 pytestmark = pytest.mark.lava
 
@@ -88,7 +89,7 @@ def test_mixed_sign_weights_get_lavas_even_truncation(backend):
     """[5, -2] is mixed-sign: Lava's Dense floors it to [4, -2] (num_weight_bits=8), drive 2, not 3."""
     P, vth = 10, 5
     w = np.array([[5, -2]])
-    np.testing.assert_array_equal(lava_effective_weights(w, "mixed"), [[4, -2]])
+    np.testing.assert_array_equal(lava_weights(w), [[4, -2]])
     r = backend.run(two_inputs_one_neuron(w[0], vth), np.ones((1, P, 2), np.int64))
     assert r.spike_counts["h"][0, 0] == ideal_if_count(2 << 6, P - 1, vth) == 3
     assert ideal_if_count(3 << 6, P - 1, vth) == 5  # what exact weights would have given

@@ -140,17 +140,13 @@ def dequantize(net: Network) -> Network:
     u and v are the fixed-point states / 64. Lava's ``floating_pt`` models run
     these numbers; so does the float engine, which makes the two comparable.
     """
-    from ..sim.fixed_point import lava_weights
+    from ..sim.fixed_point import float_equivalents, lava_weights
 
     pops = [net.populations[0]]
     for p in net.populations[1:]:
         q = p.quant
-        pops.append(
-            dataclasses.replace(
-                p, threshold=float(q.vth), bias=q.bias_mant.astype(np.float64) * 2.0**q.bias_exp / 64,
-                leak=q.dv / 4096, current_decay=(q.du + 1) / 4096, quant=None,
-            )
-        )
+        f = float_equivalents(q.vth, q.bias_mant, q.bias_exp, q.du, q.dv)
+        pops.append(dataclasses.replace(p, threshold=f["vth"], bias=f["bias"], leak=f["dv"], current_decay=f["du"], quant=None))
     projs = []
     for pr in net.projections:
         w = lava_weights(pr.qweight)

@@ -78,6 +78,18 @@ def effective_bias(bias_mant: np.ndarray, bias_exp) -> torch.Tensor:
     return wrap32(shift(m, e))
 
 
+CLIP_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}  # weightutils.clip_weights(num_bits=8)
+
+
+def sign_mode(values: np.ndarray) -> str:
+    """utils/weightutils.py ``determine_sign_mode``: min ≥ 0 → excitatory, max ≤ 0 → inhibitory, else mixed."""
+    if values.size == 0 or values.min() >= 0:
+        return "excitatory"
+    if values.max() <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
 def lava_weights(w, num_weight_bits: int = 8):
     """The weights Lava's fixed-point Dense/Sparse actually use (first run_spk).
 
@@ -91,14 +103,10 @@ def lava_weights(w, num_weight_bits: int = 8):
     data = (sp.csr_matrix(w).data if is_sparse else np.asarray(w)).astype(np.int64)
     if data.size == 0:
         return w
-    lo, hi = data.min(), data.max()
-    mixed = lo < 0 < hi
-    inhibitory = hi <= 0 and lo < 0
-    k = 8 - num_weight_bits + int(mixed)
-    x = -data if inhibitory else data
-    x = np.clip(x, -256 if mixed else 0, 255)
-    x = (x >> k) << k
-    x = -x if inhibitory else x
+    mode = sign_mode(data)
+    k = 8 - num_weight_bits + int(mode == "mixed")
+    x = np.clip(data, *CLIP_RANGE[mode])
+    x = -((-x >> k) << k) if mode == "inhibitory" else (x >> k) << k
     if is_sparse:
         m = sp.csr_matrix(w, dtype=np.int64, copy=True)
         m.data = x
@@ -120,3 +128,13 @@ def check_neuron_params(name: str, q) -> None:
         value = int(getattr(q, key))
         if not lo <= value <= hi:
             raise NeurocompileError(f"population {name!r}: {key} = {value} is outside Lava's fixed-point range [{lo}, {hi}]")
+
+
+def float_equivalents(vth: int, bias_mant: np.ndarray, bias_exp: int, du: int, dv: int) -> dict:
+    """LAVA.md's fixed ↔ float equivalences (u, v scaled by 1/64): the float LIF that computes the same thing."""
+    return {
+        "vth": float(vth),
+        "bias": np.asarray(bias_mant, dtype=np.float64) * 2.0**bias_exp / (1 << ACT_SHIFT),
+        "du": (du + 1) / DECAY_UNITY,
+        "dv": dv / DECAY_UNITY,
+    }

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.sim.fixed_point import PARAM_RANGES
+from neurocompile.sim.fixed_point import CLIP_RANGE, PARAM_RANGES, float_equivalents, lava_weights, sign_mode
 from neurocompile.ir import Network, Population, Projection
 
 ConnProcess = Literal["Dense", "Sparse"]
@@ -56,13 +56,8 @@ class NeuronPlan:
         u and v are scaled by 1/64 (the fixed model's ``a_in << 6`` alignment),
         so ``vth`` keeps its value and the bias becomes ``bias_mant·2^bias_exp / 64``.
         """
-        return {
-            "du": (self.du + 1) / 4096,
-            "dv": self.dv / 4096,
-            "vth": float(self.vth),
-            "bias_mant": self.bias_mant.astype(np.float64) * 2.0**self.bias_exp / 64,
-            "bias_exp": 0.0,
-        }
+        f = float_equivalents(self.vth, self.bias_mant, self.bias_exp, self.du, self.dv)
+        return {"du": f["du"], "dv": f["dv"], "vth": f["vth"], "bias_mant": f["bias"], "bias_exp": 0.0}
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ class SynapsePlan:
         Uses the weights the fixed-point model would really apply (mixed-sign
         ones made even), so both precisions see the same synapses.
         """
-        w = lava_effective_weights(self.weights, self.sign_mode)
+        w = lava_weights(self.weights)
         return w.astype(np.float64) * 2.0**self.weight_exp
 
 
@@ -106,30 +101,6 @@ class LoweringPlan:
 
 
 # -- weights --------------------------------------------------------------
-
-
-def sign_mode_of(values: np.ndarray) -> Literal["excitatory", "inhibitory", "mixed"]:
-    """lava/utils/weightutils.py ``determine_sign_mode`` (min ≥ 0 → excitatory, max ≤ 0 → inhibitory)."""
-    if values.size == 0 or values.min() >= 0:
-        return "excitatory"
-    if values.max() <= 0:
-        return "inhibitory"
-    return "mixed"
-
-
-_CLIP_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}  # weightutils.clip_weights(num_bits=8)
-
-
-def lava_effective_weights(w: np.ndarray | sp.csr_matrix, sign_mode: str) -> np.ndarray | sp.csr_matrix:
-    """The weights Lava's fixed-point Dense/Sparse apply with num_weight_bits=8: mixed-sign ones floored to even."""
-    if sign_mode != "mixed":
-        return w
-    if sp.issparse(w):
-        out = w.copy()
-        out.data = (out.data >> 1) << 1
-        out.eliminate_zeros()
-        return out
-    return (w >> 1) << 1
 
 
 def _integer_values(name: str, what: str, values: np.ndarray) -> np.ndarray:
@@ -160,8 +131,8 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int) -> SynapsePla
         raise NeurocompileError(f"projection {proj.name!r} has weights of shape {w.shape}, expected {(n_out, n_in)} ({proj.target} × {proj.source})")
     # Lava infers the sign mode over the whole matrix; implicit zeros of a
     # sparse matrix never change the outcome (0 bounds every mode).
-    mode = sign_mode_of(data)
-    lo, hi = _CLIP_RANGE[mode]
+    mode = sign_mode(data)
+    lo, hi = CLIP_RANGE[mode]
     if data.size and (data.min() < lo or data.max() > hi):
         raise NeurocompileError(
             f"projection {proj.name!r}: {mode} weight mantissas must lie in [{lo}, {hi}] (Loihi 2's 8-bit synapses; Lava would clip them), got [{data.min()}, {data.max()}]"
