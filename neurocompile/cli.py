@@ -54,7 +54,7 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
 
     \b
     Example:
-      neurocompile build examples/models/cnn.pt2 --target loihi2 --data digits -o build/
+      neurocompile build build-demo/cnn.pt2 --target loihi2 --data digits -o build/   (after make demo)
       neurocompile build mlp.pt2 --data mnist -T 16 --lava-samples 50 -o build-mnist/
     Writes OUT/report.json, OUT/report.html and OUT/network.ncnet.
     """

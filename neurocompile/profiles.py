@@ -14,6 +14,7 @@ in (a checkout or an editable install).
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,13 +163,15 @@ def profiles_dir() -> Path:
         if not d.is_dir():
             raise NeurocompileError(f"${ENV_VAR} is {env!r}, which is not a folder")
         return d
-    d = Path(__file__).resolve().parent.parent / "hardware_profiles"
-    if not d.is_dir():
-        raise NeurocompileError(
-            f"no hardware_profiles/ folder next to the neurocompile package (looked in {d}); "
-            f"set ${ENV_VAR} to the folder holding the profile TOML files"
-        )
-    return d
+    # the source tree (editable install), else the copy a regular install puts under sys.prefix
+    candidates = [Path(__file__).resolve().parent.parent / "hardware_profiles", Path(sys.prefix) / "share" / "neurocompile" / "hardware_profiles"]
+    for d in candidates:
+        if d.is_dir():
+            return d
+    raise NeurocompileError(
+        f"no hardware_profiles/ folder found (looked in {', '.join(map(str, candidates))}); "
+        f"set ${ENV_VAR} to the folder holding the profile TOML files"
+    )
 
 
 # -- parsing -------------------------------------------------------------------
