@@ -94,13 +94,14 @@ class _Neurons:
             s = self.spike_fn(self.v - self.vth)
             self.v = self.v - s * self.vth if self.pop.reset == "subtract" else self.v * (1 - s)
             return s
-        s = self.v > self.vth
+        # spikes as 0/1 in v's dtype: the reset and the spike counters take them without a copy
+        s = (self.v > self.vth).to(self.v.dtype)
         # in place on the v this step just created (never the shared zero tensor); keeps int32 int32
         # and is ~15x faster than torch.where here (measured)
         if self.pop.reset == "subtract":
-            self.v.sub_(s.to(self.v.dtype), alpha=self.vth)
+            self.v.sub_(s, alpha=self.vth)
         else:
-            self.v.masked_fill_(s, 0)
+            self.v.mul_(1 - s)
         return s
 
 
@@ -166,8 +167,8 @@ class _Synapses:
     def accept(self, s: torch.Tensor) -> None:
         if self.int8 is not None:  # binary spikes × int8 weights, accumulated exactly in int32
             w8, k = self.int8
-            acc = torch._int_mm(s.to(torch.int8), w8) << k
-            self.buf = fx.shift(acc, self.proj.weight_exp)
+            # (acc << k) shifted by weight_exp is one shift by k + weight_exp (floor(a·2^k / 2^m) = floor(a / 2^(m-k)))
+            self.buf = fx.shift(torch._int_mm(s.to(torch.int8), w8), k + self.proj.weight_exp)
         elif self.mode == "fixed":
             acc = project(self.proj, self.w, s.to(self.mm_dtype)).to(self.buf_dtype)
             if self.no_wrap:
@@ -205,7 +206,7 @@ def simulate(
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
     neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn, in_bound[p.name]) for p in net.populations[1:]}
-    counts = {name: torch.zeros(B, n.pop.size, dtype=torch.int32 if mode == "fixed" else dtype) for name, n in neurons.items() if not n.readout}
+    counts = {name: torch.zeros(B, n.pop.size, dtype=n.v.dtype) for name, n in neurons.items() if not n.readout}
     trains = {name: [] for name in counts} if record else None
     for t in range(P):
         out = {net.input: frames[:, t]}
