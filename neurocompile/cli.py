@@ -119,7 +119,6 @@ def ingest(model, out, data, trust_pickle):
     Example:
       neurocompile ingest model.pt2 -o model.ncnet
     """
-    from . import ir
     from .data import load_dataset
     from .frontend import ingest as do_ingest
 

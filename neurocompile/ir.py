@@ -158,16 +158,6 @@ class Network:
             d[p.name] = 1 + max(srcs)
         return d[self.output]
 
-    def to_networkx(self):
-        import networkx as nx
-
-        g = nx.DiGraph()
-        for p in self.populations:
-            g.add_node(p.name, population=p)
-        for pr in self.projections:
-            g.add_edge(pr.source, pr.target, projection=pr)
-        return g
-
     def replace(self, **kw) -> "Network":
         return dataclasses.replace(self, **kw)
 

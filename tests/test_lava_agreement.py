@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 pytest.importorskip("lava")
 reference = pytest.importorskip("neurocompile.sim.reference")
 from neurocompile.ir import ConvSpec, Network, NeuronQuant, Population, Projection  # noqa: E402
-from neurocompile_lava.backend import LavaBackend  # noqa: E402
 from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
 
 pytestmark = pytest.mark.lava

@@ -18,7 +18,6 @@ pytest.importorskip("lava")
 psutil = pytest.importorskip("psutil")
 from neurocompile.errors import NeurocompileError  # noqa: E402
 from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
-from neurocompile_lava.backend import LavaBackend  # noqa: E402
 from neurocompile_lava.runner import group_members, mapped_segments, remove_leaked_segments, shm_segments  # noqa: E402
 
 pytestmark = pytest.mark.lava

@@ -149,13 +149,14 @@ class _Synapses:
             eff = dataclasses.replace(proj, qweight=fx.lava_weights(proj.qweight))
             # float32 sums of integers are exact below 2^24: use them when the worst case stays there
             bound = _row_l1_bound(eff) * max_input
-            self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
-            self.w = weight_tensor(eff, True, self.mm_dtype)
             self.out_bound = math.ceil(bound * 2.0**proj.weight_exp)  # largest |message| this projection can send
             self.no_wrap = bound < 2**31 and self.out_bound < 2**31  # both int32 wraps are identities
             self.buf_dtype = torch.int32 if self.no_wrap else torch.int64
             if binary and self.no_wrap:
                 self.int8 = _int8_weights(eff)
+            if self.int8 is None:
+                self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
+                self.w = weight_tensor(eff, True, self.mm_dtype)
         else:
             self.w = weight_tensor(proj, False, dtype)
         n_out = int(np.prod(proj.conv.out_shape)) if proj.kind == "conv" else proj.weight.shape[0]

@@ -1,7 +1,8 @@
 """Applying a projection to a batch, the one place every simulator does it.
 
-Integer (quantised) data runs in float64, which is exact for every sum that
-fits in 53 bits — far beyond what 8-bit weights and 24-bit states can reach.
+Integer (quantised) data runs in float32 or float64 as the caller chooses
+(sim/engine.py picks float32 only where the worst-case sum stays below 2^24,
+so every result is an exact integer).
 """
 from __future__ import annotations
 
