@@ -80,14 +80,19 @@ from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa
 from neurocompile.sim.engine import simulate  # noqa: E402
 
 
-def _lif_loop(w, frames, q, reset):
-    """Lava's LIF fixed-point rules step by step via fx.lif_subthreshold only (no fast paths)."""
+def _lif_loop(w, w_rec, exp, frames, q, reset):
+    """Lava's LIF fixed-point rules step by step via fx.lif_subthreshold only (no fast paths).
+
+    ``w`` from the input and ``w_rec`` from ``h`` to itself, both with weight exponent ``exp``.
+    """
     bias = fx.effective_bias(q.bias_mant, q.bias_exp)
     vth = q.vth << 6
     B, P, _ = frames.shape
     u = v = torch.zeros(B, w.shape[0], dtype=torch.int64)
+    s = torch.zeros_like(u, dtype=torch.bool)
     buf = torch.zeros_like(u)
     spikes = []
+    dense = lambda x, m: fx.wrap32(fx.shift(fx.wrap32(x.to(torch.int64) @ torch.as_tensor(fx.lava_weights(m)).T), exp))  # noqa: E731
     for t in range(P):
         if t == 0:
             u = v = torch.zeros_like(u)
@@ -97,15 +102,16 @@ def _lif_loop(w, frames, q, reset):
             s = v > vth
             v = torch.where(s, v - vth, v) if reset == "subtract" else v.masked_fill(s, 0)
         spikes.append(s)
-        acc = frames[:, t].to(torch.int64) @ torch.as_tensor(fx.lava_weights(w)).T
-        buf = fx.wrap32(fx.shift(fx.wrap32(acc), 0))
-    return torch.stack(spikes, 1), v
+        buf = dense(frames[:, t], w) + dense(s, w_rec)
+    return torch.stack(spikes, 1), u, v
 
 
-@settings(max_examples=60, deadline=None)
-@example(seed=1, bias_mant=32767, bias_exp=16, vth=100, dv=0, du=4095, wmax=60, reset="subtract")  # v + u + bias wraps at 32 bits
-@example(seed=2, bias_mant=-32768, bias_exp=16, vth=5, dv=100, du=4095, wmax=60, reset="subtract")
-@example(seed=3, bias_mant=1000, bias_exp=3, vth=(1 << 17) - 1, dv=0, du=4095, wmax=255, reset="zero")
+@settings(max_examples=80, deadline=None)
+@example(seed=1, bias_mant=32767, bias_exp=16, vth=100, dv=0, du=4095, wmax=60, reset="subtract", exp=0, static=False)  # v + u + bias wraps at 32 bits
+@example(seed=2, bias_mant=-32768, bias_exp=16, vth=5, dv=100, du=4095, wmax=60, reset="subtract", exp=0, static=False)
+@example(seed=3, bias_mant=1000, bias_exp=3, vth=(1 << 17) - 1, dv=0, du=4095, wmax=255, reset="zero", exp=0, static=False)
+@example(seed=4, bias_mant=-70, bias_exp=2, vth=300, dv=0, du=4095, wmax=60, reset="subtract", exp=-3, static=True)  # int32 fast path
+@example(seed=5, bias_mant=70, bias_exp=2, vth=300, dv=0, du=4095, wmax=60, reset="zero", exp=2, static=True)
 @given(
     seed=st.integers(0, 10**6),
     bias_mant=st.integers(-(1 << 15), (1 << 15) - 1),
@@ -115,22 +121,31 @@ def _lif_loop(w, frames, q, reset):
     du=st.sampled_from([4095, 4095, 0, 3000]),
     wmax=st.sampled_from([3, 60, 255]),
     reset=st.sampled_from(["subtract", "zero"]),
+    exp=st.sampled_from([0, 0, -3, 2, 5]),
+    static=st.booleans(),
 )
-def test_engine_fast_paths_equal_the_plain_lava_rules(seed, bias_mant, bias_exp, vth, dv, du, wmax, reset):
-    """The engine's bound-based shortcuts (int32 states, skipped wraps) never change a result."""
+def test_engine_fast_paths_equal_the_plain_lava_rules(seed, bias_mant, bias_exp, vth, dv, du, wmax, reset, exp, static):
+    """The engine's bound-based shortcuts (int32 states, skipped wraps, static direct input
+    projected once, spikes by clamp, scales folded into adds) never change a spike or a state."""
     rng = np.random.default_rng(seed)
     n_in, n = 6, 5
     w = rng.integers(-wmax, wmax + 1, (n, n_in))
+    w_rec = rng.integers(-wmax, wmax + 1, (n, n)) * (rng.random((n, n)) < 0.5)
     q = NeuronQuant(vth=vth, bias_mant=np.full(n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
     net = Network(
         populations=(Population("input", (n_in,), "input"), Population("h", (n,), "spiking", reset=reset, quant=q),
                      Population("output", (1,), "readout", quant=NeuronQuant(vth=1, bias_mant=np.zeros(1), bias_exp=0))),
-        projections=(Projection("ih", "input", "h", "dense", w.astype(float), qweight=w),
+        projections=(Projection("ih", "input", "h", "dense", w.astype(float), qweight=w, weight_exp=exp),
+                     Projection("hh", "h", "h", "dense", w_rec.astype(float), qweight=w_rec, weight_exp=exp),
                      Projection("ho", "h", "output", "dense", np.ones((1, n)), qweight=np.ones((1, n), dtype=np.int64))),
         input="input", output="output",
     )
-    frames = torch.as_tensor(rng.integers(0, 2, (3, 12, n_in)))
+    if static:  # direct encoding: one graded frame repeated (a stride-0 view, as encode() makes it)
+        frames = torch.as_tensor(rng.integers(0, 256, (3, 1, n_in))).expand(3, 12, n_in)
+    else:
+        frames = torch.as_tensor(rng.integers(0, 2, (3, 12, n_in)))
     got = simulate(net, frames, "fixed", record=True)
-    want_spikes, want_v = _lif_loop(w, frames, q, reset)
+    want_spikes, want_u, want_v = _lif_loop(w, w_rec, exp, frames, q, reset)
     assert torch.equal(got.spike_trains["h"], want_spikes)
-    assert torch.equal(got.state["h"][1], want_v)
+    assert torch.equal(got.state["h"][0].long(), want_u)
+    assert torch.equal(got.state["h"][1].long(), want_v)
