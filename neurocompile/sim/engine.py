@@ -93,7 +93,7 @@ class _Neurons:
         self.off = self.vth if self.fast and not self.readout else 0  # w = v - off
         self.zero = torch.zeros(batch, n, dtype=dtype)  # never written to: shared as "no spikes" and u = 0
         self.u = self.zero
-        self.v = torch.zeros(batch, n, dtype=dtype)  # w on the fast path
+        self.v = torch.full((batch, n), -self.off, dtype=dtype)  # v = 0 (w = -off on the fast path)
         self._drive: torch.Tensor | None = None  # fast path: bias + the static messages, once per run
         self._last: list[Message] = []
 
