@@ -155,3 +155,31 @@ def test_hypothesis_networks_agree_with_reference(backend, seed, n2, n3, n_out, 
     net = random_network(seed, n2=n2, n3=n3, n_out=n_out, recurrent=recurrent)
     frames = random_frames(seed, samples, period, graded=graded)
     assert_same(reference.ReferenceBackend().run(net, frames, record=True), backend.run(net, frames, record=True))
+
+
+def _with_conv_exp0(seed: int) -> Network:
+    import dataclasses
+
+    net = random_network(seed)
+    conv = dataclasses.replace(net.projections[0], weight_exp=0)  # odd mixed-sign kernels included
+    return dataclasses.replace(net, projections=(conv, *net.projections[1:]))
+
+
+@pytest.mark.parametrize("graded", [False, True])
+def test_conv_lowered_to_lava_conv_agrees_with_reference(backend, graded):
+    """Exponent 0 and small sums: the conv projection runs on Lava's stock Conv (weight sharing), still bit for bit."""
+    runs = ((net, frames, reference.ReferenceBackend().run(net, frames, record=True))
+            for net, frames in ((_with_conv_exp0(s), random_frames(s, SAMPLES, PERIOD, graded=graded)) for s in range(40)))
+    active = [run for run in runs if int(run[2].spike_counts["h1"].sum()) > 0][:2]  # the conv's target must fire
+    assert len(active) == 2
+    for net, frames, ref in active:
+        procs = {row["process"]: row for row in backend.describe_lowering(net, frames)}
+        assert procs["Conv"]["count"] == 1 and procs["Conv"]["stock_loihi2"], procs.keys()
+        assert_same(ref, backend.run(net, frames, record=True))
+
+
+def test_conv_with_a_weight_exponent_stays_sparse(backend):
+    net = random_network(0)
+    assert net.projections[0].kind == "conv" and net.projections[0].weight_exp != 0
+    procs = {row["process"]: row for row in backend.describe_lowering(net)}
+    assert "Conv" not in procs and "unrolled into Sparse" in procs["Sparse"]["note"]

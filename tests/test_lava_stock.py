@@ -1,8 +1,9 @@
 """The reference engine against Lava's *stock* fixed-point LIF and Conv processes.
 
 The lowering runs populations as PeriodicLIF (stock LIF's own sub-threshold
-model plus a per-sample reset) and conv projections as Sparse; these tests
-hold the engine's rules against the stock processes themselves:
+model plus a per-sample reset) and conv projections as stock Conv where that is
+exact, else Sparse (neurocompile_lava.plan.conv_is_exact); these tests hold the
+engine's rules against the stock processes themselves:
 
 * stock ``LIF`` (zero reset, ``scale_bias`` every step, 24-bit ``u`` wrap,
   ``v`` clip, round-toward-zero decays) driven with arbitrary graded input,
@@ -11,7 +12,7 @@ hold the engine's rules against the stock processes themselves:
 * stock ``Conv``: with ``weight_exp = 0`` its messages equal the engine's conv
   projection (layout (X, Y, C), flipped kernel); it ignores ``weight_exp``
   (lava/proc/conv/models.py never reads it), which is why the lowering
-  unrolls conv projections into Sparse, where the exponent is applied.
+  unrolls conv projections with an exponent into Sparse, which applies it.
 """
 from __future__ import annotations
 

@@ -51,7 +51,7 @@ def default_timeout_s(plan: LoweringPlan) -> float:
     (10 k-neuron Sparse layers ran at ~21 steps/s), plus compile and fork.
     """
     processes = 1 + len(plan.neurons) + len(plan.synapses)
-    synapses = sum(s.weights.nnz if hasattr(s.weights, "nnz") else s.weights.size for s in plan.synapses)
+    synapses = sum(s.synapses for s in plan.synapses)
     per_step = 0.7e-3 * processes + 5e-9 * synapses + 1e-7 * sum(n.size for n in plan.neurons)
     return 60.0 + 10.0 * plan.steps * per_step
 

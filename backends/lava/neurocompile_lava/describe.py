@@ -9,7 +9,6 @@ checked on hardware (lava-loihi is not installed).
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from neurocompile.ir import Network
 from neurocompile_lava.plan import LoweringPlan, SynapsePlan, plan_lowering
@@ -41,7 +40,7 @@ def describe_lowering(net: Network, frames: np.ndarray | None = None) -> list[di
     plan = plan_lowering(net, frames)
     rows = [_describe_source(plan)]
     rows.append(_describe_neurons(plan))
-    for process in ("Dense", "Sparse"):
+    for process in ("Dense", "Sparse", "Conv"):
         syn = [s for s in plan.synapses if s.process == process]
         if syn:
             rows.append(_describe_synapses(process, syn, plan.input_population))
@@ -88,13 +87,17 @@ def _describe_synapses(process: str, syn: list[SynapsePlan], input_population: s
     bad_exp = [s.projection for s in syn if not LOIHI2_WEIGHT_EXP[0] <= s.weight_exp <= LOIHI2_WEIGHT_EXP[1]]
     if bad_exp:
         parts.append(f"weight_exp outside [-8, 7] in {', '.join(bad_exp)}")
-    convs = [s.projection for s in syn if s.ir_kind == "conv"]
+    convs = [s.projection for s in syn if s.ir_kind == "conv" and s.process != "Conv"]
     if convs:
-        parts.append(f"conv projections ({', '.join(convs)}) are unrolled into Sparse matrices: every synapse is stored, no weight sharing")
+        parts.append(f"conv projections ({', '.join(convs)}) are unrolled into Sparse matrices (every synapse stored, no weight sharing): "
+                     "Lava's fixed-point Conv ignores weight_exp and wraps messages at 24 bits, so it is used only where neither matters")
+    shared = [s for s in syn if s.process == "Conv"]
+    if shared:
+        parts.append(f"{sum(int(s.weights.size) for s in shared)} shared kernel weights")
     graded = [s.projection for s in syn if s.source == input_population and s.num_message_bits > 0]
     if graded:
         parts.append(f"graded input on {', '.join(graded)}")
-    synapses = sum(int(np.count_nonzero(s.weights)) if not sp.issparse(s.weights) else s.weights.nnz for s in syn)
+    synapses = sum(s.synapses for s in syn)
     note = f"stock lava.proc.{process.lower()} {process} ({synapses} synapses, 8-bit mantissas with a shared exponent)"
     if parts:
         note += "; " + "; ".join(parts)

@@ -6,6 +6,10 @@ wires, so it is the one place that needs Lava. Several projections into one
 population are all connected to its ``a_in``: Lava's ``PyInPortVectorDense.recv``
 sums the messages of every connected port.
 
+Conv processes take (X, Y, C) arrays: their connections go through Lava's
+virtual ports (reshape + transpose in, transpose + flatten out), which it
+resolves when compiling.
+
 The returned processes can be compiled and run exactly once (Lava 0.10).
 :func:`describe_lowering` (which processes a build uses and whether each runs
 on stock Loihi 2) lives in the Lava-free :mod:`neurocompile_lava.describe` and is
@@ -23,15 +27,20 @@ from neurocompile_lava import compat
 compat.install()
 
 from lava.magma.core.process.process import AbstractProcess  # noqa: E402
+from lava.proc.conv.process import Conv  # noqa: E402
 from lava.proc.dense.process import Dense  # noqa: E402
 from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.sparse.process import Sparse  # noqa: E402
 
 from neurocompile_lava.describe import describe_lowering  # noqa: E402,F401 -- re-exported
+from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
 from neurocompile_lava.plan import LoweringPlan, NeuronPlan, Precision, SynapsePlan  # noqa: E402
 from neurocompile_lava.procs.periodic_lif.process import PeriodicLIF  # noqa: E402
 
-Connection = Union[Dense, Sparse]
+Connection = Union[Dense, Sparse, Conv]
+
+# Lava's Conv works on (X, Y, C) = (W, H, C) arrays; the IR flattens (C, H, W) in C order
+WHC = [2, 1, 0]
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,20 @@ def _neuron(plan: LoweringPlan, n: NeuronPlan, precision: Precision, record_dir:
     )
 
 
+def _conv(s: SynapsePlan, precision: Precision) -> Conv:
+    """Lava's Conv for an IR conv projection: kernel flipped (Lava convolves, torch correlates) and in (out, X, Y, in) order."""
+    c = s.conv
+    kernel = lava_weights(s.weights).astype(np.int32) if precision == "fixed_pt" else s.float_weights()
+    common = dict(weight=np.ascontiguousarray(kernel[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)), input_shape=tuple(c.in_shape[i] for i in WHC),
+                  padding=c.padding[::-1], stride=c.stride[::-1], groups=c.groups, num_message_bits=s.num_message_bits, name=f"conn:{s.projection}")
+    if precision == "fixed_pt":  # weight_exp is 0 (plan.conv_is_exact): Lava's fixed-point Conv would ignore any other
+        return Conv(weight_exp=s.weight_exp, num_weight_bits=8, **common)
+    return Conv(**common)
+
+
 def _connection(s: SynapsePlan, precision: Precision) -> Connection:
+    if s.process == "Conv":
+        return _conv(s, precision)
     cls = Dense if s.process == "Dense" else Sparse
     if precision == "fixed_pt":
         return cls(weights=s.weights, weight_exp=s.weight_exp, num_weight_bits=8, num_message_bits=s.num_message_bits, name=f"conn:{s.projection}")
@@ -112,7 +134,12 @@ def build(
     for s in plan.synapses:
         conn = _connection(s, precision)
         src = net.source if s.source == plan.input_population else net.neurons[s.source]
-        src.s_out.connect(conn.s_in)
-        conn.a_out.connect(net.neurons[s.target].a_in)
+        out_port, in_port = src.s_out, net.neurons[s.target].a_in
+        if s.process == "Conv":  # flat (C, H, W) ⇄ Lava's (W, H, C) through virtual ports
+            out_port = out_port.reshape(tuple(s.conv.in_shape)).transpose(WHC)
+            conn.a_out.transpose(WHC).flatten().connect(in_port)
+        else:
+            conn.a_out.connect(in_port)
+        out_port.connect(conn.s_in)
         net.connections[s.projection] = conn
     return net

@@ -2,8 +2,10 @@
 
 The plan is the validated, integer form of the network: one neuron entry per
 non-input population, one synapse entry per projection (Lava ``Dense`` for
-``dense``, ``Sparse`` for ``sparse`` and ``conv``), and the input encoding
-read from the frames. Keeping it free of Lava means the backend can reject a
+``dense``, ``Sparse`` for ``sparse``, ``Conv`` for ``conv`` where Lava's Conv
+computes exactly the IR's projection -- see :func:`conv_is_exact` -- and
+``Sparse`` for the other conv projections), and the input encoding read from
+the frames. Keeping it free of Lava means the backend can reject a
 bad network in the caller's process, before a simulation subprocess is
 started, and :mod:`neurocompile_lava.describe` works where Lava is not installed.
 
@@ -24,14 +26,15 @@ import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
 from neurocompile.sim.fixed_point import CLIP_RANGE, PARAM_RANGES, float_equivalents, lava_weights, sign_mode
-from neurocompile.ir import Network, Population, Projection
+from neurocompile.ir import ConvSpec, Network, Population, Projection
 
-ConnProcess = Literal["Dense", "Sparse"]
+ConnProcess = Literal["Dense", "Sparse", "Conv"]
 Precision = Literal["fixed_pt", "floating_pt"]
 
 DECAY_MAX = 4095  # du, dv: 12-bit unsigned (lava/proc/lif/models.py PyLifModelBitAcc docstring)
 INT16 = (-(1 << 15), (1 << 15) - 1)  # AbstractPyLifModelFixed stores bias_mant / bias_exp as np.int16
 INT32 = (-(1 << 31), (1 << 31) - 1)  # ports and states are np.int32 in Lava's fixed-point models
+CONV_MESSAGE_MAX = (1 << 23) - 1  # PyConvModelFixed.clamp_precision: signed_clamp(x, bits=24) wraps beyond
 
 
 @dataclass(frozen=True)
@@ -62,18 +65,26 @@ class NeuronPlan:
 
 @dataclass(frozen=True)
 class SynapsePlan:
-    """One Dense or Sparse process."""
+    """One Dense, Sparse or Conv process."""
 
     projection: str
     source: str
     target: str
     ir_kind: Literal["dense", "sparse", "conv"]
     process: ConnProcess
-    weights: np.ndarray | sp.csr_matrix  # int32, (n_target, n_source)
+    weights: np.ndarray | sp.csr_matrix  # int32, (n_target, n_source); Conv: the kernel, IR layout (out, in/groups, kh, kw)
     weight_exp: int
     num_message_bits: int  # 0: binary spikes; > 0: graded payloads (Lava multiplies them in)
     sign_mode: Literal["excitatory", "inhibitory", "mixed"]
     odd_mixed: int  # mixed-sign weights Lava's truncation will make even
+    conv: ConvSpec | None = None  # Conv only: the IR's geometry
+
+    @property
+    def synapses(self) -> int:
+        """Connections it makes (a Conv's shared kernel counted at every output position, padding included)."""
+        if self.conv is not None:
+            return int(np.prod(self.conv.out_shape)) * int(np.prod(self.weights.shape[1:]))
+        return int(self.weights.nnz) if sp.issparse(self.weights) else int(np.count_nonzero(self.weights))
 
     def float_weights(self) -> np.ndarray | sp.csr_matrix:
         """Weights for Lava's float Dense/Sparse, which ignore ``weight_exp``: ``w·2^weight_exp``.
@@ -112,12 +123,35 @@ def _integer_values(name: str, what: str, values: np.ndarray) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _synapse_plan(net: Network, proj: Projection, input_bits: int) -> SynapsePlan:
+def conv_is_exact(proj: Projection, max_payload: int) -> bool:
+    """Whether Lava's stock Conv (fixed_pt) computes exactly what the IR's conv projection does.
+
+    lava/proc/conv/models.py PyConvModelFixed: never applies ``weight_exp``,
+    wraps messages at 24 bits (``signed_clamp``) and sums in float32
+    (``utils.conv`` through torch). So: exponent 0 and a worst-case message
+    within 23 bits -- then it is the plain integer convolution the reference
+    computes (tests/test_lava_stock.py holds the two against each other).
+    """
+    kernel = np.abs(lava_weights(np.asarray(proj.qweight, dtype=np.int64)))
+    worst = int(kernel.reshape(kernel.shape[0], -1).sum(1).max()) * max_payload if kernel.size else 0
+    return int(proj.weight_exp) == 0 and worst <= CONV_MESSAGE_MAX
+
+
+def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: int) -> SynapsePlan:
     if proj.qweight is None:
         raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
     n_out, n_in = net.population(proj.target).size, net.population(proj.source).size
+    source_max = input_max if proj.source == net.input else 1
     process: ConnProcess = "Dense" if proj.kind == "dense" else "Sparse"
-    if process == "Dense":
+    if proj.kind == "conv":
+        kernel = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
+        if conv_is_exact(proj, source_max):
+            process = "Conv"
+    if process == "Conv":
+        w = data = kernel
+        if w.ndim != 4 or w.shape[0] != proj.conv.out_shape[0]:
+            raise NeurocompileError(f"projection {proj.name!r}: conv kernel must be (out channels, in/groups, kh, kw), got shape {w.shape}")
+    elif process == "Dense":
         w = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
         if w.ndim != 2:
             raise NeurocompileError(f"projection {proj.name!r}: dense weights must be 2-D (out, in), got shape {w.shape}")
@@ -127,7 +161,7 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int) -> SynapsePla
         m.data = _integer_values(f"projection {proj.name!r}", "weights", m.data)
         w = m
         data = m.data
-    if w.shape != (n_out, n_in):
+    if process != "Conv" and w.shape != (n_out, n_in):
         raise NeurocompileError(f"projection {proj.name!r} has weights of shape {w.shape}, expected {(n_out, n_in)} ({proj.target} × {proj.source})")
     # Lava infers the sign mode over the whole matrix; implicit zeros of a
     # sparse matrix never change the outcome (0 bounds every mode).
@@ -142,12 +176,13 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int) -> SynapsePla
     if proj.source == net.input:
         bits = input_bits
     else:
-        bits = 0 if process == "Dense" else 1  # binary spikes; Sparse's graded path (a dot product) is faster (LAVA.md)
+        bits = 1 if process == "Sparse" else 0  # binary spikes; Sparse's graded path (a dot product) is faster (LAVA.md)
     odd = int(np.count_nonzero(data % 2)) if mode == "mixed" else 0
     w32 = w.astype(np.int32)
     if sp.issparse(w32):
         w32 = sp.csr_matrix(w32)
-    return SynapsePlan(proj.name, proj.source, proj.target, proj.kind, process, w32, int(proj.weight_exp), bits, mode, odd)
+    return SynapsePlan(proj.name, proj.source, proj.target, proj.kind, process, w32, int(proj.weight_exp), bits, mode, odd,
+                       proj.conv if process == "Conv" else None)
 
 
 # -- neurons --------------------------------------------------------------
@@ -228,7 +263,8 @@ def plan_lowering(net: Network, frames: np.ndarray) -> LoweringPlan:
     frames = check_frames(net, frames)
     bits = payload_bits(frames)
     neurons = tuple(_neuron_plan(net, i, p) for i, p in enumerate(net.populations) if i > 0)
-    synapses = tuple(_synapse_plan(net, pr, bits) for pr in net.projections)
+    input_max = int(np.abs(frames).max()) if frames.size else 0
+    synapses = tuple(_synapse_plan(net, pr, bits, input_max) for pr in net.projections)
     return LoweringPlan(
         period=int(frames.shape[1]),
         samples=int(frames.shape[0]),
