@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 import torch
 
@@ -74,9 +75,10 @@ def test_bias_mantissa_wraps_at_16_bits_like_lavas_int16_var():
     assert fx.effective_bias(np.array([40000]), 0).tolist() == [40000 - 65536]
 
 
-from hypothesis import example, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
 from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile.sim import native  # noqa: E402
 from neurocompile.sim.engine import simulate  # noqa: E402
 
 
@@ -106,7 +108,7 @@ def _lif_loop(w, w_rec, exp, frames, q, reset):
     return torch.stack(spikes, 1), u, v
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # monkeypatch: same value every example
 @example(seed=1, bias_mant=32767, bias_exp=16, vth=100, dv=0, du=4095, wmax=60, reset="subtract", exp=0, static=False)  # v + u + bias wraps at 32 bits
 @example(seed=2, bias_mant=-32768, bias_exp=16, vth=5, dv=100, du=4095, wmax=60, reset="subtract", exp=0, static=False)
 @example(seed=3, bias_mant=1000, bias_exp=3, vth=(1 << 17) - 1, dv=0, du=4095, wmax=255, reset="zero", exp=0, static=False)
@@ -124,9 +126,15 @@ def _lif_loop(w, w_rec, exp, frames, q, reset):
     exp=st.sampled_from([0, 0, -3, 2, 5]),
     static=st.booleans(),
 )
-def test_engine_fast_paths_equal_the_plain_lava_rules(seed, bias_mant, bias_exp, vth, dv, du, wmax, reset, exp, static):
+@pytest.mark.parametrize("kernel", ["native", "torch"])
+def test_engine_fast_paths_equal_the_plain_lava_rules(kernel, monkeypatch, seed, bias_mant, bias_exp, vth, dv, du, wmax, reset, exp, static):
     """The engine's bound-based shortcuts (int32 states, skipped wraps, static direct input
-    projected once, spikes by clamp, scales folded into adds) never change a spike or a state."""
+    projected once, spikes by clamp, scales folded into adds) never change a spike or a state,
+    with the fused C step (sim/native) and with its torch equivalent."""
+    if kernel == "torch":
+        monkeypatch.setattr(native, "if_step", lambda: None)
+    elif native.if_step() is None:
+        pytest.skip(f"no native kernel here: {native.status()}")
     rng = np.random.default_rng(seed)
     n_in, n = 6, 5
     w = rng.integers(-wmax, wmax + 1, (n, n_in))

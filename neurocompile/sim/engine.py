@@ -8,6 +8,7 @@ differentiable ``spike_fn`` can be passed in to train through the float mode.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import math
@@ -23,6 +24,7 @@ import torch
 from ..errors import NeurocompileError
 from ..ir import Network, Population, Projection
 from . import fixed_point as fx
+from . import native
 from .ops import project, weight_tensor
 
 Mode = Literal["float", "fixed"]
@@ -60,7 +62,8 @@ class _Neurons:
     ``u = a_in << 6`` is rebuilt from the last messages only when asked for.
     """
 
-    def __init__(self, pop: Population, batch: int, mode: Mode, dtype: torch.dtype, spike_fn: Callable, in_bound: float = math.inf):
+    def __init__(self, pop: Population, batch: int, mode: Mode, dtype: torch.dtype, spike_fn: Callable, in_bound: float = math.inf,
+                 period: int = 1 << 30):
         self.pop, self.mode, self.spike_fn = pop, mode, spike_fn
         n = pop.size
         self.readout = pop.kind == "readout"
@@ -96,6 +99,10 @@ class _Neurons:
         self.v = torch.full((batch, n), -self.off, dtype=dtype)  # v = 0 (w = -off on the fast path)
         self._drive: torch.Tensor | None = None  # fast path: bias + the static messages, once per run
         self._last: list[Message] = []
+        # spikes so far; fast-path spikes are int8, and so are their counts while they cannot exceed 127
+        small = self.fast and period <= 128
+        self.counts = None if self.readout else torch.zeros(batch, n, dtype=torch.int8 if small else dtype)
+        self._kernel = native.if_step() if self.fast and (small or self.readout) else None
 
     def reset(self) -> torch.Tensor:
         self.u = self.zero
@@ -113,8 +120,15 @@ class _Neurons:
         return u.expand_as(self.v), self.v + self.off
 
     def step(self, msgs: list[Message], static: list[bool] | None = None) -> torch.Tensor:
+        """One step after the reset step: integrate, fire, reset, count."""
         if self.fast:
             return self._fast_step(msgs, static or [False] * len(msgs))
+        s = self._step(msgs)
+        if self.counts is not None:
+            self.counts.add_(s.detach())
+        return s
+
+    def _step(self, msgs: list[Message]) -> torch.Tensor:
         a_in = _sum_messages(msgs)
         if self.mode == "fixed":
             self.u, self.v = fx.lif_subthreshold(self.u, self.v, a_in, self.du, self.dv, self.bias)
@@ -145,11 +159,14 @@ class _Neurons:
             for (x, e), fixed in zip(msgs, static):
                 if fixed:
                     self._drive = self._drive + (x << (e + fx.ACT_SHIFT))
+        dynamic = [(x, unit << e) for (x, e), fixed in zip(msgs, static) if not fixed]
+        lo, hi = -fx.UV_MAX + 1 - self.off, fx.UV_MAX - 1 - self.off  # np.clip of v to ±(2^23 - 1)
+        if self._kernel is not None and all(x.dtype == torch.int32 for x, _ in dynamic):
+            return self._native_step(dynamic, lo, hi)
         w.add_(self._drive)
-        for (x, e), fixed in zip(msgs, static):
-            if not fixed:
-                w.add_(x, alpha=unit << e)
-        w.clamp_(-fx.UV_MAX + 1 - self.off, fx.UV_MAX - 1 - self.off)  # np.clip of v to ±(2^23 - 1)
+        for x, alpha in dynamic:
+            w.add_(x, alpha=alpha)
+        w.clamp_(lo, hi)
         if self.readout:
             return self.zero
         s = torch.clamp(w, 0, 1)  # v > vth  ⟺  w ≥ 1 for integers
@@ -157,7 +174,27 @@ class _Neurons:
             w.sub_(s, alpha=self.vth)
         else:  # v = 0: w = w - s·(w + vth)
             w.sub_(s * (w + self.vth))
-        return s.to(torch.int8)  # what the int8 GEMMs take, and a quarter of the bytes to count
+        s = s.to(torch.int8)  # what the int8 GEMMs take, and a quarter of the bytes to count
+        self.counts.add_(s)
+        return s
+
+    def _native_step(self, dynamic: list[tuple[torch.Tensor, int]], lo: int, hi: int) -> torch.Tensor:
+        """The same step as the torch code above, fused in C (native/if_step.c)."""
+        w, drive = self.v, self._drive
+        B, n = w.shape
+        if drive.dim() == 1:  # the bias alone: one row for every sample
+            stride = 0
+        else:
+            drive = drive.expand(B, n).contiguous()
+            stride = n
+        xs = [x.contiguous() for x, _ in dynamic]
+        ptrs = (ctypes.c_void_p * max(len(xs), 1))(*[x.data_ptr() for x in xs])
+        alphas = (ctypes.c_int32 * max(len(xs), 1))(*[a for _, a in dynamic])
+        spikes = None if self.readout else torch.empty(B, n, dtype=torch.int8)
+        self._kernel(w.data_ptr(), drive.data_ptr(), stride, ptrs, alphas, len(xs),
+                     None if spikes is None else spikes.data_ptr(), None if spikes is None else self.counts.data_ptr(),
+                     B, n, lo, hi, self.vth if not self.readout else 0, int(self.pop.reset == "zero"))
+        return self.zero if spikes is None else spikes
 
 
 _PREPARED: dict[tuple, tuple[weakref.ref, object]] = {}
@@ -321,12 +358,10 @@ def simulate(
     ]
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
-    neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn, in_bound[p.name]) for p in net.populations[1:]}
+    neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn, in_bound[p.name], P) for p in net.populations[1:]}
     # direct input: the input's projections deliver the same message on every step after the reset
     static = {name: [static_input and syn.proj.source == net.input for syn in syns] for name, syns in incoming.items()}
-    # fast-path spikes are int8; so are their counts while they cannot exceed 127 (3x cheaper to add than int32)
-    counts = {name: torch.zeros(B, n.pop.size, dtype=torch.int8 if n.fast and P <= 128 else n.v.dtype)
-              for name, n in neurons.items() if not n.readout}
+    counts = {name: n.counts for name, n in neurons.items() if n.counts is not None}
     trains = {name: [] for name in counts} if record else None
     for t in range(P):
         out = {net.input: frames[:, t]}
@@ -336,11 +371,8 @@ def simulate(
             else:
                 s = nrn.step([syn.message() for syn in incoming[name]], static[name])
             out[name] = s
-            if name in counts:
-                if t > 0:  # the reset step never fires
-                    counts[name].add_(s.detach())
-                if record:
-                    trains[name].append(s.detach().bool())
+            if record and name in trains:
+                trains[name].append(s.detach().bool())
         for syn in synapses:
             if not (static_input and t > 0 and syn.proj.source == net.input):
                 syn.accept(out[syn.proj.source])

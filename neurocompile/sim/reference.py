@@ -8,6 +8,7 @@ import torch
 
 from ..backends import RunResult
 from ..ir import Network
+from . import native
 from .engine import simulate
 
 
@@ -16,7 +17,7 @@ class ReferenceBackend:
     batch_size = 256
 
     def available(self) -> tuple[bool, str]:
-        return True, f"bit-exact Lava fixed-point semantics in torch {torch.__version__} (CPU, batched)"
+        return True, f"bit-exact Lava fixed-point semantics in torch {torch.__version__} (CPU, batched; neurons: {native.status()})"
 
     def run(self, net: Network, frames: np.ndarray, *, record: bool = False, timeout_s: float | None = None) -> RunResult:
         t0 = time.perf_counter()
