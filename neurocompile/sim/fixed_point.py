@@ -4,6 +4,15 @@ Every rule names the lava-nc 0.10.0 line it reproduces. Lava keeps states and
 messages in numpy int32 arrays; we compute in int64 and wrap to 32 bits at
 exactly the places where Lava's int32 storage would (``wrap32``), so results
 are identical also when values overflow.
+
+Lava's fixed-point ``Conv`` (lava/proc/conv/models.py ``PyConvModelFixed``)
+follows other rules: it never applies ``weight_exp``, sums in float32 (torch
+``conv2d`` in ``utils.conv``), wraps messages at 24 bits (``signed_clamp``)
+and does not truncate odd mixed-sign weights. None of these is reproduced
+here: the Lava lowering uses Conv only where all are identities (exponent 0,
+worst-case message within ±(2^23 - 1), weights pre-truncated by :func:`lava_weights`;
+``neurocompile_lava.plan.conv_is_exact``), so a conv projection is the same
+integer convolution on every backend (tests/test_lava_stock.py).
 """
 from __future__ import annotations
 
