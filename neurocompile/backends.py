@@ -21,9 +21,9 @@ GROUP = "neurocompile.backends"
 class RunResult:
     """What one backend run of a quantised network produced.
 
-    ``readout``: (samples, n_out) int64, the readout population's ``v`` at the
+    ``readout``: (samples, n_out) integers (int32 or int64, exact), the readout population's ``v`` at the
     last step of each sample's period (before the decoder adds ``T * bias``).
-    ``spike_counts``: per spiking population, (samples, neurons) int64 spikes.
+    ``spike_counts``: per spiking population, (samples, neurons) integer spike counts.
     ``spike_trains``: only when asked for (``record=True``): per spiking
     population, (samples, period, neurons) bool. ``final_state``: where the
     backend can report it, every population's (u, v) after the run's last step.

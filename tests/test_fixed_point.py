@@ -85,7 +85,8 @@ from neurocompile.sim.engine import simulate  # noqa: E402
 def _lif_loop(w, w_rec, exp, frames, q, reset):
     """Lava's LIF fixed-point rules step by step via fx.lif_subthreshold only (no fast paths).
 
-    ``w`` from the input and ``w_rec`` from ``h`` to itself, both with weight exponent ``exp``.
+    ``w`` from the input and ``w_rec`` from ``h`` to itself, both with weight exponent ``exp``;
+    a readout sums ``h``'s spikes (weights 1). Returns h's spikes, final u, v and the readout's v.
     """
     bias = fx.effective_bias(q.bias_mant, q.bias_exp)
     vth = q.vth << 6
@@ -93,6 +94,7 @@ def _lif_loop(w, w_rec, exp, frames, q, reset):
     u = v = torch.zeros(B, w.shape[0], dtype=torch.int64)
     s = torch.zeros_like(u, dtype=torch.bool)
     buf = torch.zeros_like(u)
+    u_out = v_out = buf_out = torch.zeros(B, 1, dtype=torch.int64)
     spikes = []
     dense = lambda x, m: fx.wrap32(fx.shift(fx.wrap32(x.to(torch.int64) @ torch.as_tensor(fx.lava_weights(m)).T), exp))  # noqa: E731
     for t in range(P):
@@ -100,20 +102,22 @@ def _lif_loop(w, w_rec, exp, frames, q, reset):
             u = v = torch.zeros_like(u)
             s = torch.zeros_like(u, dtype=torch.bool)
         else:
+            u_out, v_out = fx.lif_subthreshold(u_out, v_out, buf_out, 4095, 0, torch.zeros(1, dtype=torch.int64))
             u, v = fx.lif_subthreshold(u, v, buf, q.du, q.dv, bias)
             s = v > vth
             v = torch.where(s, v - vth, v) if reset == "subtract" else v.masked_fill(s, 0)
         spikes.append(s)
         buf = dense(frames[:, t], w) + dense(s, w_rec)
-    return torch.stack(spikes, 1), u, v
+        buf_out = s.sum(1, keepdim=True).to(torch.int64)
+    return torch.stack(spikes, 1), u, v, v_out
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # monkeypatch: same value every example
-@example(seed=1, bias_mant=32767, bias_exp=16, vth=100, dv=0, du=4095, wmax=60, reset="subtract", exp=0, static=False)  # v + u + bias wraps at 32 bits
-@example(seed=2, bias_mant=-32768, bias_exp=16, vth=5, dv=100, du=4095, wmax=60, reset="subtract", exp=0, static=False)
-@example(seed=3, bias_mant=1000, bias_exp=3, vth=(1 << 17) - 1, dv=0, du=4095, wmax=255, reset="zero", exp=0, static=False)
-@example(seed=4, bias_mant=-70, bias_exp=2, vth=300, dv=0, du=4095, wmax=60, reset="subtract", exp=-3, static=True)  # int32 fast path
-@example(seed=5, bias_mant=70, bias_exp=2, vth=300, dv=0, du=4095, wmax=60, reset="zero", exp=2, static=True)
+@example(seed=1, bias_mant=32767, bias_exp=16, vth=100, dv=0, du=4095, wmax=60, reset="subtract", exp=0, static=False, scalar_bias=False)  # v + u + bias wraps at 32 bits
+@example(seed=2, bias_mant=-32768, bias_exp=16, vth=5, dv=100, du=4095, wmax=60, reset="subtract", exp=0, static=False, scalar_bias=False)
+@example(seed=3, bias_mant=1000, bias_exp=3, vth=(1 << 17) - 1, dv=0, du=4095, wmax=255, reset="zero", exp=0, static=False, scalar_bias=False)
+@example(seed=4, bias_mant=-70, bias_exp=2, vth=300, dv=0, du=4095, wmax=60, reset="subtract", exp=-3, static=True, scalar_bias=True)  # int32 fast path
+@example(seed=5, bias_mant=70, bias_exp=2, vth=300, dv=0, du=4095, wmax=60, reset="zero", exp=2, static=True, scalar_bias=False)
 @given(
     seed=st.integers(0, 10**6),
     bias_mant=st.integers(-(1 << 15), (1 << 15) - 1),
@@ -125,9 +129,11 @@ def _lif_loop(w, w_rec, exp, frames, q, reset):
     reset=st.sampled_from(["subtract", "zero"]),
     exp=st.sampled_from([0, 0, -3, 2, 5]),
     static=st.booleans(),
+    scalar_bias=st.booleans(),
 )
 @pytest.mark.parametrize("kernel", ["native", "torch"])
-def test_engine_fast_paths_equal_the_plain_lava_rules(kernel, monkeypatch, seed, bias_mant, bias_exp, vth, dv, du, wmax, reset, exp, static):
+def test_engine_fast_paths_equal_the_plain_lava_rules(kernel, monkeypatch, seed, bias_mant, bias_exp, vth, dv, du, wmax, reset, exp, static,
+                                                     scalar_bias):
     """The engine's bound-based shortcuts (int32 states, skipped wraps, static direct input
     projected once, spikes by clamp, scales folded into adds) never change a spike or a state,
     with the fused C step (sim/native) and with its torch equivalent."""
@@ -139,7 +145,16 @@ def test_engine_fast_paths_equal_the_plain_lava_rules(kernel, monkeypatch, seed,
     n_in, n = 6, 5
     w = rng.integers(-wmax, wmax + 1, (n, n_in))
     w_rec = rng.integers(-wmax, wmax + 1, (n, n)) * (rng.random((n, n)) < 0.5)
-    q = NeuronQuant(vth=vth, bias_mant=np.full(n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
+    q = NeuronQuant(vth=vth, bias_mant=np.full(1 if scalar_bias else n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
+    if static:  # direct encoding: one graded frame repeated (a stride-0 view, as encode() makes it)
+        frames = torch.as_tensor(rng.integers(0, 256, (3, 1, n_in))).expand(3, 12, n_in)
+    else:
+        frames = torch.as_tensor(rng.integers(0, 2, (3, 12, n_in)))
+    _assert_engine_follows_the_rules(w, w_rec, exp, frames, q, reset)
+
+
+def _assert_engine_follows_the_rules(w, w_rec, exp, frames, q, reset):
+    n, n_in = w.shape
     net = Network(
         populations=(Population("input", (n_in,), "input"), Population("h", (n,), "spiking", reset=reset, quant=q),
                      Population("output", (1,), "readout", quant=NeuronQuant(vth=1, bias_mant=np.zeros(1), bias_exp=0))),
@@ -148,12 +163,24 @@ def test_engine_fast_paths_equal_the_plain_lava_rules(kernel, monkeypatch, seed,
                      Projection("ho", "h", "output", "dense", np.ones((1, n)), qweight=np.ones((1, n), dtype=np.int64))),
         input="input", output="output",
     )
-    if static:  # direct encoding: one graded frame repeated (a stride-0 view, as encode() makes it)
-        frames = torch.as_tensor(rng.integers(0, 256, (3, 1, n_in))).expand(3, 12, n_in)
-    else:
-        frames = torch.as_tensor(rng.integers(0, 2, (3, 12, n_in)))
     got = simulate(net, frames, "fixed", record=True)
-    want_spikes, want_u, want_v = _lif_loop(w, w_rec, exp, frames, q, reset)
+    want_spikes, want_u, want_v, want_readout = _lif_loop(w, w_rec, exp, frames, q, reset)
     assert torch.equal(got.spike_trains["h"], want_spikes)
+    assert torch.equal(got.readout.long(), want_readout)
     assert torch.equal(got.state["h"][0].long(), want_u)
     assert torch.equal(got.state["h"][1].long(), want_v)
+
+
+@pytest.mark.parametrize("kernel", ["native", "torch"])
+def test_one_bias_for_all_neurons_reaches_every_neuron(kernel, monkeypatch):
+    """``bias_mant`` of shape (1,) is one bias for the whole population (as Lava broadcasts it),
+    also on the fused kernel, which must never read a short bias row as if it were full."""
+    if kernel == "torch":
+        monkeypatch.setattr(native, "if_step", lambda: None)
+    rng = np.random.default_rng(7)
+    n, n_in = 1024, 8
+    w = rng.integers(-20, 21, (n, n_in)) * 2
+    w_rec = np.zeros((n, n), dtype=np.int64)
+    q = NeuronQuant(vth=400, bias_mant=np.array([37]), bias_exp=6)  # 37·64 per step: fires every ~11 steps alone
+    frames = torch.as_tensor(rng.integers(0, 2, (2, 30, n_in)))  # binary spikes: the bias is the whole drive
+    _assert_engine_follows_the_rules(w, w_rec, 0, frames, q, "subtract")

@@ -183,3 +183,45 @@ def test_conv_with_a_weight_exponent_stays_sparse(backend):
     assert net.projections[0].kind == "conv" and net.projections[0].weight_exp != 0
     procs = {row["process"]: row for row in backend.describe_lowering(net)}
     assert "Conv" not in procs and "unrolled into Sparse" in procs["Sparse"]["note"]
+
+
+def _conv_net(groups: int, c_in: int, c_out: int, seed: int = 5) -> tuple[Network, np.ndarray]:
+    """A non-square input, asymmetric stride and padding, grouped channels, exponent 0."""
+    rng = np.random.default_rng(seed)
+    in_shape, stride, padding = (c_in, 7, 5), (1, 2), (1, 0)
+    out_shape = (c_out, (7 + 2 - 3) // 1 + 1, (5 - 3) // 2 + 1)
+    kernel = rng.integers(-90, 91, (c_out, c_in // groups, 3, 3))  # odd mixed-sign values: Lava truncates them
+    n1 = int(np.prod(out_shape))
+    w_out = rng.integers(-60, 61, (3, n1))
+    net = Network(
+        populations=(Population("in", in_shape, "input"),
+                     Population("h1", out_shape, "spiking", quant=NeuronQuant(vth=20, bias_mant=rng.integers(-40, 40, n1), bias_exp=2)),
+                     Population("out", (3,), "readout", quant=NeuronQuant(vth=(1 << 17) - 1, bias_mant=np.zeros(3, np.int64), bias_exp=0))),
+        projections=(Projection("c1", "in", "h1", "conv", kernel.astype(float), qweight=kernel, weight_exp=0,
+                                conv=ConvSpec(in_shape=in_shape, out_shape=out_shape, stride=stride, padding=padding, groups=groups)),
+                     Projection("o", "h1", "out", "dense", w_out.astype(float), qweight=w_out)),
+        input="in", output="out", meta={"timesteps": 12, "encoding": "direct"},
+    )
+    net.validate()
+    frames = np.repeat(rng.integers(0, 30, (3, 1, int(np.prod(in_shape)))), PERIOD, axis=1)
+    return net, frames
+
+
+def test_grouped_strided_conv_on_lava_conv_agrees_with_reference(backend):
+    net, frames = _conv_net(groups=2, c_in=4, c_out=6)
+    procs = {row["process"]: row for row in backend.describe_lowering(net, frames)}
+    assert procs["Conv"]["count"] == 1
+    ref = reference.ReferenceBackend().run(net, frames, record=True)
+    assert int(ref.spike_counts["h1"].sum()) > 0
+    assert_same(ref, backend.run(net, frames, record=True))
+
+
+def test_conv_geometry_beyond_lavas_int8_vars_stays_sparse():
+    """Lava's Conv keeps groups, stride, padding and kernel size in int8 Vars (groups = 128 gave all zeros)."""
+    from neurocompile_lava.plan import plan_lowering
+
+    net, frames = _conv_net(groups=128, c_in=128, c_out=128)
+    (conv, _) = plan_lowering(net, frames).synapses
+    assert conv.process == "Sparse"
+    net, frames = _conv_net(groups=1, c_in=2, c_out=2)
+    assert plan_lowering(net, frames).synapses[0].process == "Conv"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from unittest import mock
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import torch
 pytest.importorskip("lava")
 
 from neurocompile.ir import ConvSpec, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile.sim import native  # noqa: E402
 from neurocompile.sim.engine import _Neurons, _Synapses, heaviside  # noqa: E402
 from neurocompile_lava import runner  # noqa: E402
 
@@ -61,11 +63,16 @@ LIF_CASES = [
 ]
 
 
-def _reference_lif(du, dv, vth, bias_mant, bias_exp, a_in):
-    """The engine's neuron update on the exact input sequence the stock LIF receives."""
+def _reference_lif(du, dv, vth, bias_mant, bias_exp, a_in, kernel):
+    """The engine's neuron update on the exact input sequence the stock LIF receives.
+
+    ``kernel``: "native" lets the integrate-and-fire fast path use the fused C step
+    (sim/native) where it applies; "torch" makes it use torch ops.
+    """
     q = NeuronQuant(vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, du=du, dv=dv)
-    nrn = _Neurons(Population("h", (len(bias_mant),), "spiking", reset="zero", quant=q), 1, "fixed", torch.int64,
-                   heaviside, in_bound=float(np.abs(a_in).max()))
+    with mock.patch.object(native, "if_step", native.if_step if kernel == "native" else lambda: None):
+        nrn = _Neurons(Population("h", (len(bias_mant),), "spiking", reset="zero", quant=q), 1, "fixed", torch.int64,
+                       heaviside, in_bound=float(np.abs(a_in).max()), period=len(a_in) + 1)
     spikes = [nrn.step([(torch.as_tensor(a[None], dtype=nrn.v.dtype), 0)]) for a in a_in]
     u, v = nrn.state()
     return torch.cat(spikes).numpy(), u[0].numpy(), v[0].numpy()  # spikes (steps, n)
@@ -84,11 +91,12 @@ def test_engine_neuron_matches_stock_lava_lif(seed, tmp_path):
     for case, d, lava in zip(cases, data, got):
         # the stock LIF gets a_in = 0 at step 1 (Dense sends its empty buffer first), then data[:, t - 2]
         a_in = np.concatenate([np.zeros((1, n), np.int64), d[:, : steps - 1].T])
-        spikes, u, v = _reference_lif(case["du"], case["dv"], case["vth"], np.asarray(case["bias_mant"]), case["bias_exp"][0], a_in)
-        what = f"du={case['du']} dv={case['dv']} vth={case['vth']}"
-        assert np.array_equal(spikes, np.asarray(lava["spikes"]) != 0), what
-        assert np.array_equal(u, lava["u"]), what
-        assert np.array_equal(v, lava["v"]), what
+        for kernel in ("native", "torch"):
+            spikes, u, v = _reference_lif(case["du"], case["dv"], case["vth"], np.asarray(case["bias_mant"]), case["bias_exp"][0], a_in, kernel)
+            what = f"du={case['du']} dv={case['dv']} vth={case['vth']} ({kernel})"
+            assert np.array_equal(spikes, np.asarray(lava["spikes"]) != 0), what
+            assert np.array_equal(u, lava["u"]), what
+            assert np.array_equal(v, lava["v"]), what
     fired = sum(int(np.asarray(c["spikes"]).sum()) for c in got)
     assert fired > 0, "no case fired: the comparison would not test the spike rule"
 

@@ -87,7 +87,7 @@ class _Neurons:
                 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
             )
             dtype = torch.int32 if self.fast else torch.int64
-            self.bias = self.bias.to(dtype)
+            self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
         else:
             self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)
             self.vth = pop.threshold
@@ -159,9 +159,11 @@ class _Neurons:
             for (x, e), fixed in zip(msgs, static):
                 if fixed:
                     self._drive = self._drive + (x << (e + fx.ACT_SHIFT))
-        dynamic = [(x, unit << e) for (x, e), fixed in zip(msgs, static) if not fixed]
+            self._drive = self._drive.to(w.dtype)  # exact: the fast path's bounds cover bias + input
+        # scale folded into add_'s alpha while it fits int32 (it does unless weights are all zero and e is huge)
+        dynamic = [(x, unit << e) if e + fx.ACT_SHIFT < 31 else (x << e, unit) for (x, e), fixed in zip(msgs, static) if not fixed]
         lo, hi = -fx.UV_MAX + 1 - self.off, fx.UV_MAX - 1 - self.off  # np.clip of v to ±(2^23 - 1)
-        if self._kernel is not None and all(x.dtype == torch.int32 for x, _ in dynamic):
+        if self._kernel is not None and all(x.dtype == torch.int32 and x.shape == w.shape for x, _ in dynamic):
             return self._native_step(dynamic, lo, hi)
         w.add_(self._drive)
         for x, alpha in dynamic:
@@ -187,6 +189,9 @@ class _Neurons:
         else:
             drive = drive.expand(B, n).contiguous()
             stride = n
+        # the C side trusts these: int32 rows of n values (and int8 counters), nothing else
+        assert drive.dtype == w.dtype == torch.int32 and drive.shape[-1] == n and w.is_contiguous()
+        assert self.counts is None or (self.counts.dtype == torch.int8 and self.counts.shape == w.shape)
         xs = [x.contiguous() for x, _ in dynamic]
         ptrs = (ctypes.c_void_p * max(len(xs), 1))(*[x.data_ptr() for x in xs])
         alphas = (ctypes.c_int32 * max(len(xs), 1))(*[a for _, a in dynamic])
@@ -206,7 +211,9 @@ def _per_projection(fn: Callable) -> Callable:
     A network runs batch after batch (reference.py) with the same weights:
     preparing them (Lava's truncation, bounds, int8 packing) took 15 % of a
     1,024-sample CNN run and most of a small one (measured). Projections are
-    immutable; callers never modify what is returned.
+    frozen and treated as immutable: editing a projection's arrays in place is
+    not seen (make a new Projection, e.g. ``dataclasses.replace``); callers
+    never modify what is returned.
     """
 
     @functools.wraps(fn)

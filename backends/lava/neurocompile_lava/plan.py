@@ -35,6 +35,7 @@ DECAY_MAX = 4095  # du, dv: 12-bit unsigned (lava/proc/lif/models.py PyLifModelB
 INT16 = (-(1 << 15), (1 << 15) - 1)  # AbstractPyLifModelFixed stores bias_mant / bias_exp as np.int16
 INT32 = (-(1 << 31), (1 << 31) - 1)  # ports and states are np.int32 in Lava's fixed-point models
 CONV_MESSAGE_MAX = (1 << 23) - 1  # PyConvModelFixed.clamp_precision: signed_clamp(x, bits=24) wraps beyond
+INT8_MAX = 127  # AbstractPyConvModel: kernel_size, stride, padding, groups are np.int8 Vars
 
 
 @dataclass(frozen=True)
@@ -128,13 +129,17 @@ def conv_is_exact(proj: Projection, max_payload: int) -> bool:
 
     lava/proc/conv/models.py PyConvModelFixed: never applies ``weight_exp``,
     wraps messages at 24 bits (``signed_clamp``) and sums in float32
-    (``utils.conv`` through torch). So: exponent 0 and a worst-case message
-    within 23 bits -- then it is the plain integer convolution the reference
-    computes (tests/test_lava_stock.py holds the two against each other).
+    (``utils.conv`` through torch), and keeps its geometry (kernel size,
+    stride, padding, groups) in int8 Vars, which wrap from 128 on (groups = 128
+    gave all-zero messages). So: exponent 0, a worst-case message within 24
+    bits, geometry below 128 -- then it is the plain integer convolution the
+    reference computes (tests/test_lava_stock.py holds the two against each other).
     """
     kernel = np.abs(lava_weights(np.asarray(proj.qweight, dtype=np.int64)))
     worst = int(kernel.reshape(kernel.shape[0], -1).sum(1).max()) * max_payload if kernel.size else 0
-    return int(proj.weight_exp) == 0 and worst <= CONV_MESSAGE_MAX
+    c = proj.conv
+    geometry = [*kernel.shape[2:], *c.stride, *c.padding, c.groups]
+    return int(proj.weight_exp) == 0 and worst <= CONV_MESSAGE_MAX and max(geometry) <= INT8_MAX
 
 
 def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: int) -> SynapsePlan:
@@ -145,12 +150,13 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
     process: ConnProcess = "Dense" if proj.kind == "dense" else "Sparse"
     if proj.kind == "conv":
         kernel = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
-        if conv_is_exact(proj, source_max):
-            process = "Conv"
+        if kernel.ndim != 4 or kernel.shape[0] != proj.conv.out_shape[0]:
+            raise NeurocompileError(f"projection {proj.name!r}: conv kernel must be (out channels, in/groups, kh, kw), got shape {kernel.shape}")
+        lo, hi = CLIP_RANGE[sign_mode(kernel)]
+        if kernel.size and lo <= kernel.min() and kernel.max() <= hi and conv_is_exact(proj, source_max):
+            process = "Conv"  # out-of-range weights fall through to the checks below, which name them
     if process == "Conv":
         w = data = kernel
-        if w.ndim != 4 or w.shape[0] != proj.conv.out_shape[0]:
-            raise NeurocompileError(f"projection {proj.name!r}: conv kernel must be (out channels, in/groups, kh, kw), got shape {w.shape}")
     elif process == "Dense":
         w = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
         if w.ndim != 2:

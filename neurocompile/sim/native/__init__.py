@@ -33,45 +33,44 @@ def _cpu_key() -> str:
     return f"{platform.machine()} {flags}"
 
 
-def _build() -> Path | None:
-    from ...data import cache_dir
-
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        return None
-    src = SOURCE.read_bytes()
-    key = hashlib.sha256(src + cc.encode() + _cpu_key().encode()).hexdigest()[:16]
-    out = cache_dir() / "native" / f"if_step-{key}.so"
-    if out.is_file():
-        return out
+def _compile(cc: str, flags: list[str], out: Path) -> bool:
     out.parent.mkdir(parents=True, exist_ok=True)
-    for flags in FLAGS:
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            tmp_so = Path(tmp) / out.name
-            done = subprocess.run([cc, *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(tmp_so)],
-                                  capture_output=True, check=False, timeout=120)
-            if done.returncode == 0:
-                os.replace(tmp_so, out)  # atomic: a concurrent build never sees half a library
-                return out
-    return None
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        tmp_so = Path(tmp) / out.name
+        done = subprocess.run([cc, *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(tmp_so)],
+                              capture_output=True, check=False, timeout=120)
+        if done.returncode != 0:
+            return False
+        os.replace(tmp_so, out)  # atomic: a concurrent build never sees half a library
+    return True
 
 
 @functools.cache
 def _load() -> tuple[Callable | None, str]:
+    """The best flag set that compiles and loads, each build cached under its own key."""
+    from ...data import cache_dir
+
     if os.environ.get("NEUROCOMPILE_NATIVE", "1") == "0":
         return None, "disabled by NEUROCOMPILE_NATIVE=0"
-    try:
-        path = _build()
-        if path is None:
-            return None, "no C compiler (or it failed): torch ops only"
-        fn = ctypes.CDLL(str(path)).nc_if_step
-    except (OSError, subprocess.SubprocessError) as e:
-        return None, f"not available ({e}): torch ops only"
-    p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
-    fn.argtypes = [p, p, i64, p, p, i32, p, p, i64, i64, i32, i32, i32, i32]
-    fn.restype = None
-    return fn, f"fused C neuron kernel ({path.name})"
-
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None, "no C compiler: torch ops only"
+    src, why = SOURCE.read_bytes(), "the C compiler failed"
+    for flags in FLAGS:
+        key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), _cpu_key().encode()])).hexdigest()[:16]
+        path = cache_dir() / "native" / f"if_step-{key}.so"
+        try:
+            if not path.is_file() and not _compile(cc, flags, path):
+                continue
+            fn = ctypes.CDLL(str(path)).nc_if_step
+        except (OSError, AttributeError, subprocess.SubprocessError) as e:
+            why = str(e)
+            continue
+        p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
+        fn.argtypes = [p, p, i64, p, p, i32, p, p, i64, i64, i32, i32, i32, i32]
+        fn.restype = None
+        return fn, f"fused C neuron kernel ({cc} {' '.join(flags)})"
+    return None, f"{why}: torch ops only"
 
 
 def if_step() -> Callable | None:
