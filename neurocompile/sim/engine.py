@@ -189,9 +189,11 @@ class _Neurons:
         else:
             drive = drive.expand(B, n).contiguous()
             stride = n
-        # the C side trusts these: int32 rows of n values (and int8 counters), nothing else
-        assert drive.dtype == w.dtype == torch.int32 and drive.shape[-1] == n and w.is_contiguous()
-        assert self.counts is None or (self.counts.dtype == torch.int8 and self.counts.shape == w.shape)
+        # the C side trusts these: int32 rows of n values (and int8 counters), nothing else (not an
+        # assert: memory safety must hold under python -O too)
+        if not (drive.dtype == w.dtype == torch.int32 and drive.shape[-1] == n and w.is_contiguous()
+                and (self.counts is None or (self.counts.dtype == torch.int8 and self.counts.shape == w.shape))):
+            raise RuntimeError(f"internal error: population {self.pop.name!r} reached the fused kernel with unexpected buffers")
         xs = [x.contiguous() for x, _ in dynamic]
         ptrs = (ctypes.c_void_p * max(len(xs), 1))(*[x.data_ptr() for x in xs])
         alphas = (ctypes.c_int32 * max(len(xs), 1))(*[a for _, a in dynamic])
