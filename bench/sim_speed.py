@@ -19,6 +19,9 @@ Issue targets, all measured side by side in this one run on this machine:
 
 Lava's rate is reported twice: its pure run phase (``run(RunSteps)`` only, from
 ``RunResult.notes``) and the whole backend call (start-up, compile, fork, run, collect).
+Each network also gets a *synaptic-kernel ceiling*: the engine's projection kernels
+alone (every projection, every step, spikes drawn at the measured rates; no neurons, no
+Python between steps) over Lava's rate -- what no neuron-side speed-up could exceed.
 The ratio the target is judged on is the stricter one, against the pure run rate.
 Reference timings are the best of ``--repeats`` runs (this machine may be shared: the
 load average is printed before and after). ``--profile`` adds where the reference
