@@ -177,6 +177,8 @@ def test_one_bias_for_all_neurons_reaches_every_neuron(kernel, monkeypatch):
     also on the fused kernel, which must never read a short bias row as if it were full."""
     if kernel == "torch":
         monkeypatch.setattr(native, "if_step", lambda: None)
+    elif native.if_step() is None:
+        pytest.skip(f"no native kernel here: {native.status()}")
     rng = np.random.default_rng(7)
     n, n_in = 1024, 8
     w = rng.integers(-20, 21, (n, n_in)) * 2

@@ -225,3 +225,28 @@ def test_conv_geometry_beyond_lavas_int8_vars_stays_sparse():
     assert conv.process == "Sparse"
     net, frames = _conv_net(groups=1, c_in=2, c_out=2)
     assert plan_lowering(net, frames).synapses[0].process == "Conv"
+
+
+@pytest.mark.parametrize("weight_exp", [1, 0])  # 1: unrolled to Sparse; 0: Lava's Conv
+def test_conv_taps_that_only_meet_padding_do_not_decide_the_sign_mode(backend, weight_exp):
+    """Lava infers the weights' sign mode over the synapses that exist: a negative tap that only
+    ever multiplies padding must not make the positive ones 'mixed' (and floored to even)."""
+    kernel = np.full((1, 1, 3, 3), 3, np.int64)
+    kernel[0, 0, 0, 0] = -1  # with stride 2 and padding 1 on a 2×2 input, tap (0, 0) only meets padding
+    spec = ConvSpec(in_shape=(1, 2, 2), out_shape=(1, 1, 1), stride=(2, 2), padding=(1, 1))
+    zero = np.zeros(1, np.int64)
+    net = Network(
+        populations=(Population("in", (1, 2, 2), "input"),
+                     Population("h", (1, 1, 1), "spiking", quant=NeuronQuant(vth=1000, bias_mant=zero, bias_exp=0)),
+                     Population("out", (1,), "readout", quant=NeuronQuant(vth=1, bias_mant=zero, bias_exp=0))),
+        projections=(Projection("c", "in", "h", "conv", kernel.astype(float), qweight=kernel, weight_exp=weight_exp, conv=spec),
+                     Projection("o", "h", "out", "dense", np.ones((1, 1)), qweight=np.ones((1, 1), np.int64))),
+        input="in", output="out", meta={"timesteps": 6, "encoding": "rate"},
+    )
+    frames = np.ones((1, PERIOD, 4), np.int64)
+    procs = {row["process"] for row in backend.describe_lowering(net, frames)}
+    assert ("Conv" in procs) == (weight_exp == 0)
+    ref = reference.ReferenceBackend().run(net, frames, record=True)
+    u_per_step = 3 * 4 << weight_exp << 6  # four taps of 3 see the input: no flooring to 2
+    assert ref.final_state["h"][0][0] == u_per_step
+    assert_same(ref, backend.run(net, frames, record=True))

@@ -91,14 +91,14 @@ def test_engine_neuron_matches_stock_lava_lif(seed, tmp_path):
     for case, d, lava in zip(cases, data, got):
         # the stock LIF gets a_in = 0 at step 1 (Dense sends its empty buffer first), then data[:, t - 2]
         a_in = np.concatenate([np.zeros((1, n), np.int64), d[:, : steps - 1].T])
-        for kernel in ("native", "torch"):
+        for kernel in ("native", "torch") if native.if_step() is not None else ("torch",):
             spikes, u, v = _reference_lif(case["du"], case["dv"], case["vth"], np.asarray(case["bias_mant"]), case["bias_exp"][0], a_in, kernel)
             what = f"du={case['du']} dv={case['dv']} vth={case['vth']} ({kernel})"
             assert np.array_equal(spikes, np.asarray(lava["spikes"]) != 0), what
             assert np.array_equal(u, lava["u"]), what
             assert np.array_equal(v, lava["v"]), what
-    fired = sum(int(np.asarray(c["spikes"]).sum()) for c in got)
-    assert fired > 0, "no case fired: the comparison would not test the spike rule"
+    fired = [int(np.asarray(c["spikes"]).sum()) for c in got]
+    assert fired[0] > 0 and sum(fired[1:]) > 0, f"spikes per case {fired}: the spike rule would go untested"
 
 
 def _reference_conv(weight, frames, stride, padding, weight_exp, graded):

@@ -140,7 +140,7 @@ def dequantize(net: Network) -> Network:
     u and v are the fixed-point states / 64. Lava's ``floating_pt`` models run
     these numbers; so does the float engine, which makes the two comparable.
     """
-    from ..sim.fixed_point import float_equivalents, lava_weights
+    from ..sim.fixed_point import float_equivalents, synapse_weights
 
     pops = [net.populations[0]]
     for p in net.populations[1:]:
@@ -149,7 +149,6 @@ def dequantize(net: Network) -> Network:
         pops.append(dataclasses.replace(p, threshold=f["vth"], bias=f["bias"], leak=f["dv"], current_decay=f["du"], quant=None))
     projs = []
     for pr in net.projections:
-        w = lava_weights(pr.qweight)
-        w = w.astype(np.float64) * 2.0**pr.weight_exp
+        w = synapse_weights(pr).astype(np.float64) * 2.0**pr.weight_exp
         projs.append(dataclasses.replace(pr, weight=w, qweight=None, weight_exp=0))
     return net.replace(populations=tuple(pops), projections=tuple(projs))

@@ -87,6 +87,8 @@ class _Neurons:
                 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
             )
             dtype = torch.int32 if self.fast else torch.int64
+            if self.bias.numel() not in (1, n):
+                raise NeurocompileError(f"population {pop.name!r}: bias_mant has {self.bias.numel()} values for {n} neurons (give one, or one per neuron)")
             self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
         else:
             self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)
@@ -191,8 +193,9 @@ class _Neurons:
             stride = n
         # the C side trusts these: int32 rows of n values (and int8 counters), nothing else (not an
         # assert: memory safety must hold under python -O too)
-        if not (drive.dtype == w.dtype == torch.int32 and drive.shape[-1] == n and w.is_contiguous()
-                and (self.counts is None or (self.counts.dtype == torch.int8 and self.counts.shape == w.shape))):
+        if not (drive.dtype == w.dtype == torch.int32 and drive.shape[-1] == n and drive.is_contiguous() and w.is_contiguous()
+                and (self.counts is None or (self.counts.dtype == torch.int8 and self.counts.shape == w.shape
+                                             and self.counts.is_contiguous()))):
             raise RuntimeError(f"internal error: population {self.pop.name!r} reached the fused kernel with unexpected buffers")
         xs = [x.contiguous() for x, _ in dynamic]
         ptrs = (ctypes.c_void_p * max(len(xs), 1))(*[x.data_ptr() for x in xs])
@@ -200,7 +203,7 @@ class _Neurons:
         spikes = None if self.readout else torch.empty(B, n, dtype=torch.int8)
         self._kernel(w.data_ptr(), drive.data_ptr(), stride, ptrs, alphas, len(xs),
                      None if spikes is None else spikes.data_ptr(), None if spikes is None else self.counts.data_ptr(),
-                     B, n, lo, hi, self.vth if not self.readout else 0, int(self.pop.reset == "zero"))
+                     B, n, lo, hi, self.vth if not self.readout else 0, int(self.pop.reset == "zero"), torch.get_num_threads())
         return self.zero if spikes is None else spikes
 
 
@@ -233,8 +236,8 @@ def _per_projection(fn: Callable) -> Callable:
 
 @_per_projection
 def _lava_effective(proj: Projection) -> Projection:
-    """The projection with the weights Lava's Dense/Sparse actually use (fixed_point.lava_weights)."""
-    return dataclasses.replace(proj, qweight=fx.lava_weights(proj.qweight))
+    """The projection with the weights Lava actually uses (fixed_point.synapse_weights)."""
+    return dataclasses.replace(proj, qweight=fx.synapse_weights(proj))
 
 
 @_per_projection

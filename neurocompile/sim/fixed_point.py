@@ -10,7 +10,7 @@ follows other rules: it never applies ``weight_exp``, sums in float32 (torch
 ``conv2d`` in ``utils.conv``), wraps messages at 24 bits (``signed_clamp``)
 and does not truncate odd mixed-sign weights. None of these is reproduced
 here: the Lava lowering uses Conv only where all are identities (exponent 0,
-worst-case message within ±(2^23 - 1), weights pre-truncated by :func:`lava_weights`;
+worst-case message within ±(2^23 - 1), weights pre-truncated by :func:`synapse_weights`;
 ``neurocompile_lava.plan.conv_is_exact``), so a conv projection is the same
 integer convolution on every backend (tests/test_lava_stock.py).
 """
@@ -76,6 +76,21 @@ def lif_subthreshold(u, v, a_in, du, dv, eff_bias):
     return u, v
 
 
+def synapse_weights(proj):
+    """The weights Lava uses for an IR projection, in the projection's own layout (matrix or kernel).
+
+    Lava infers the sign mode over the synapses that exist. For a conv
+    projection those are the unrolled matrix's entries (``Projection.matrix``):
+    kernel taps that only ever meet padding are no synapses (Lava's Sparse never
+    sees them; a Conv multiplies them by zero), so the kernel is truncated in
+    the matrix's sign mode, which can differ from the kernel's own.
+    """
+    if proj.kind != "conv":
+        return lava_weights(proj.qweight)
+    synapses = np.asarray(proj.matrix(quantized=True).data, dtype=np.int64)
+    return lava_weights(np.asarray(proj.qweight, dtype=np.int64), mode=sign_mode(synapses))
+
+
 def effective_bias(bias_mant: np.ndarray, bias_exp) -> torch.Tensor:
     """lif/models.py scale_bias: ``bias_mant.astype(int32)`` shifted by bias_exp.
 
@@ -99,10 +114,11 @@ def sign_mode(values: np.ndarray) -> str:
     return "mixed"
 
 
-def lava_weights(w, num_weight_bits: int = 8):
+def lava_weights(w, num_weight_bits: int = 8, mode: str | None = None):
     """The weights Lava's fixed-point Dense/Sparse actually use (first run_spk).
 
-    utils/weightutils.py: sign mode inferred by ``determine_sign_mode``;
+    utils/weightutils.py: sign mode inferred by ``determine_sign_mode`` (over
+    ``w``'s values unless ``mode`` says what Lava inferred over the synapses);
     ``clip_weights(num_bits=8)``: MIXED [-256, 255], EXCITATORY [0, 255],
     INHIBITORY [-255, 0]; ``truncate_weights``: drop ``8 - num_weight_bits +
     is_mixed`` low bits by ``(w >> k) << k`` (floor; inhibitory on -w).
@@ -112,7 +128,7 @@ def lava_weights(w, num_weight_bits: int = 8):
     data = (sp.csr_matrix(w).data if is_sparse else np.asarray(w)).astype(np.int64)
     if data.size == 0:
         return w
-    mode = sign_mode(data)
+    mode = mode or sign_mode(data)
     k = 8 - num_weight_bits + int(mode == "mixed")
     x = np.clip(data, *CLIP_RANGE[mode])
     x = -((-x >> k) << k) if mode == "inhibitory" else (x >> k) << k

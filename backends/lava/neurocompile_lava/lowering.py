@@ -33,7 +33,6 @@ from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.sparse.process import Sparse  # noqa: E402
 
 from neurocompile_lava.describe import describe_lowering  # noqa: E402,F401 -- re-exported
-from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
 from neurocompile_lava.plan import LoweringPlan, NeuronPlan, Precision, SynapsePlan  # noqa: E402
 from neurocompile_lava.procs.periodic_lif.process import PeriodicLIF  # noqa: E402
 
@@ -98,7 +97,7 @@ def _neuron(plan: LoweringPlan, n: NeuronPlan, precision: Precision, record_dir:
 def _conv(s: SynapsePlan, precision: Precision) -> Conv:
     """Lava's Conv for an IR conv projection: kernel flipped (Lava convolves, torch correlates) and in (out, X, Y, in) order."""
     c = s.conv
-    kernel = lava_weights(s.weights).astype(np.int32) if precision == "fixed_pt" else s.float_weights()
+    kernel = s.weights if precision == "fixed_pt" else s.float_weights()  # plan: already the weights Lava would use
     common = dict(weight=np.ascontiguousarray(kernel[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)), input_shape=tuple(c.in_shape[i] for i in WHC),
                   padding=c.padding[::-1], stride=c.stride[::-1], groups=c.groups, num_message_bits=s.num_message_bits, name=f"conn:{s.projection}")
     if precision == "fixed_pt":  # weight_exp is 0 (plan.conv_is_exact): Lava's fixed-point Conv would ignore any other

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.sim.fixed_point import CLIP_RANGE, PARAM_RANGES, float_equivalents, lava_weights, sign_mode
+from neurocompile.sim.fixed_point import CLIP_RANGE, PARAM_RANGES, float_equivalents, lava_weights, sign_mode, synapse_weights
 from neurocompile.ir import ConvSpec, Network, Population, Projection
 
 ConnProcess = Literal["Dense", "Sparse", "Conv"]
@@ -93,7 +93,7 @@ class SynapsePlan:
         Uses the weights the fixed-point model would really apply (mixed-sign
         ones made even), so both precisions see the same synapses.
         """
-        w = lava_weights(self.weights)
+        w = lava_weights(self.weights, mode=self.sign_mode)  # a Conv's kernel: already in its synapses' mode
         return w.astype(np.float64) * 2.0**self.weight_exp
 
 
@@ -135,7 +135,7 @@ def conv_is_exact(proj: Projection, max_payload: int) -> bool:
     bits, geometry below 128 -- then it is the plain integer convolution the
     reference computes (tests/test_lava_stock.py holds the two against each other).
     """
-    kernel = np.abs(lava_weights(np.asarray(proj.qweight, dtype=np.int64)))
+    kernel = np.abs(synapse_weights(proj))
     worst = int(kernel.reshape(kernel.shape[0], -1).sum(1).max()) * max_payload if kernel.size else 0
     c = proj.conv
     geometry = [*kernel.shape[2:], *c.stride, *c.padding, c.groups]
@@ -152,12 +152,7 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
         kernel = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
         if kernel.ndim != 4 or kernel.shape[0] != proj.conv.out_shape[0]:
             raise NeurocompileError(f"projection {proj.name!r}: conv kernel must be (out channels, in/groups, kh, kw), got shape {kernel.shape}")
-        lo, hi = CLIP_RANGE[sign_mode(kernel)]
-        if kernel.size and lo <= kernel.min() and kernel.max() <= hi and conv_is_exact(proj, source_max):
-            process = "Conv"  # out-of-range weights fall through to the checks below, which name them
-    if process == "Conv":
-        w = data = kernel
-    elif process == "Dense":
+    if process == "Dense":
         w = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
         if w.ndim != 2:
             raise NeurocompileError(f"projection {proj.name!r}: dense weights must be 2-D (out, in), got shape {w.shape}")
@@ -167,10 +162,11 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
         m.data = _integer_values(f"projection {proj.name!r}", "weights", m.data)
         w = m
         data = m.data
-    if process != "Conv" and w.shape != (n_out, n_in):
+    if w.shape != (n_out, n_in):
         raise NeurocompileError(f"projection {proj.name!r} has weights of shape {w.shape}, expected {(n_out, n_in)} ({proj.target} × {proj.source})")
     # Lava infers the sign mode over the whole matrix; implicit zeros of a
-    # sparse matrix never change the outcome (0 bounds every mode).
+    # sparse matrix never change the outcome (0 bounds every mode). A conv is
+    # validated as the matrix Sparse would get, whichever process runs it.
     mode = sign_mode(data)
     lo, hi = CLIP_RANGE[mode]
     if data.size and (data.min() < lo or data.max() > hi):
@@ -184,6 +180,9 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
     else:
         bits = 1 if process == "Sparse" else 0  # binary spikes; Sparse's graded path (a dot product) is faster (LAVA.md)
     odd = int(np.count_nonzero(data % 2)) if mode == "mixed" else 0
+    if proj.kind == "conv" and conv_is_exact(proj, source_max):
+        # Lava's Conv neither truncates nor infers a sign mode: it gets the weights Sparse would use
+        process, w, bits = "Conv", synapse_weights(proj), (input_bits if proj.source == net.input else 0)
     w32 = w.astype(np.int32)
     if sp.issparse(w32):
         w32 = sp.csr_matrix(w32)

@@ -24,13 +24,14 @@ SOURCE = Path(__file__).with_name("if_step.c")
 FLAGS = [["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"]]  # best first
 
 
-def _cpu_key() -> str:
-    """What -march=native depends on: a cache shared by different CPUs must not mix their builds."""
+def _cpu_key() -> str | None:
+    """What -march=native depends on (a cache shared by different CPUs must not mix their builds), or None if unknown."""
     try:
-        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags"))
-    except (OSError, StopIteration):
-        flags = ""
-    return f"{platform.machine()} {flags}"
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return None
+    features = next((ln for ln in lines if ln.startswith(("flags", "Features"))), None)  # x86, ARM
+    return f"{platform.machine()} {features}" if features else None
 
 
 def _compile(cc: str, flags: list[str], out: Path) -> bool:
@@ -45,6 +46,20 @@ def _compile(cc: str, flags: list[str], out: Path) -> bool:
     return True
 
 
+def _open(cc: str, flags: list[str], path: Path) -> Callable | None:
+    """The kernel from the cached build, rebuilding once if that file is missing or unloadable."""
+    for attempt in range(2):
+        if not path.is_file() and not _compile(cc, flags, path):
+            return None
+        try:
+            return ctypes.CDLL(str(path)).nc_if_step
+        except (OSError, AttributeError):
+            if attempt:
+                raise
+            path.unlink(missing_ok=True)  # truncated or corrupt (an interrupted copy, a full disk): build again
+    return None
+
+
 @functools.cache
 def _load() -> tuple[Callable | None, str]:
     """The best flag set that compiles and loads, each build cached under its own key."""
@@ -55,19 +70,21 @@ def _load() -> tuple[Callable | None, str]:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None, "no C compiler: torch ops only"
-    src, why = SOURCE.read_bytes(), "the C compiler failed"
+    src, why, cpu = SOURCE.read_bytes(), "the C compiler failed", _cpu_key()
     for flags in FLAGS:
-        key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), _cpu_key().encode()])).hexdigest()[:16]
+        if "-march=native" in flags and cpu is None:
+            continue  # a shared cache could hand this build to a CPU that cannot run it
+        key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), (cpu or "").encode()])).hexdigest()[:16]
         path = cache_dir() / "native" / f"if_step-{key}.so"
         try:
-            if not path.is_file() and not _compile(cc, flags, path):
-                continue
-            fn = ctypes.CDLL(str(path)).nc_if_step
+            fn = _open(cc, flags, path)
         except (OSError, AttributeError, subprocess.SubprocessError) as e:
             why = str(e)
             continue
+        if fn is None:
+            continue
         p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
-        fn.argtypes = [p, p, i64, p, p, i32, p, p, i64, i64, i32, i32, i32, i32]
+        fn.argtypes = [p, p, i64, p, p, i32, p, p, i64, i64, i32, i32, i32, i32, i32]
         fn.restype = None
         return fn, f"fused C neuron kernel ({cc} {' '.join(flags)})"
     return None, f"{why}: torch ops only"

@@ -15,7 +15,8 @@
  * The torch version of the same step makes ~7 passes over (batch x neurons)
  * int32 tensors; this makes one (3-4x faster, measured). No value can overflow:
  * the engine only calls it where its bounds hold. OpenMP resolves to the
- * runtime torch already loaded (the same libgomp.so.1).
+ * runtime torch already loaded (the same libgomp.so.1); ``threads`` is torch's
+ * thread count, so torch.set_num_threads governs this loop too.
  */
 #include <stdint.h>
 
@@ -47,9 +48,9 @@ static inline void if_row(int32_t *restrict w, const int32_t *restrict drive,
 void nc_if_step(int32_t *w, const int32_t *drive, int64_t drive_stride,
                 const int32_t *const *msgs, const int32_t *alphas, int32_t n_msgs,
                 int8_t *spikes, int8_t *counts, int64_t batch, int64_t n,
-                int32_t lo, int32_t hi, int32_t vth, int32_t zero_reset)
+                int32_t lo, int32_t hi, int32_t vth, int32_t zero_reset, int32_t threads)
 {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1)
     for (int64_t b = 0; b < batch; b++) {
         int32_t *restrict wr = w + b * n;
         for (int32_t k = 0; k < n_msgs; k++) {  /* the row stays in L1 between these passes */
