@@ -593,7 +593,8 @@ def main() -> int:
             print(f"  {r['network']}: ≈{r['events']:,.0f} delivered synaptic events per sample-step; the reference delivers "
                   f"{r['ref_rate'] * r['events']:.3g} events/s{need}")
             ceiling = f" = {r['ratio_floor']:,.0f}x the Lava run rate" if r.get("ratio_floor") else ""
-            print(f"    its synaptic kernels alone (no neurons, no Python between steps) run at {fmt_rate(r['floor_rate'])} sample-steps/s{ceiling}: "
+            print(f"    its synaptic kernels alone (no neurons, no Python between steps) run at {fmt_rate(r['floor_rate'])} sample-steps/s "
+                  f"({min(args.ref_batch, r['ref_n']) / r['floor_rate'] * 1e3:.2f} ms per {min(args.ref_batch, r['ref_n'])}-sample step){ceiling}: "
                   f"the most any neuron-side speed-up could reach")
 
         # -- 2. synaptic events/s ---------------------------------------------------------

@@ -1,6 +1,7 @@
 """IR serialisation: lossless round trip, versioned, no pickle."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 
@@ -78,7 +79,7 @@ def test_recurrent_projection_is_allowed_and_simulated(tmp_path):
     w_rec = sp.random(6, 6, density=0.3, random_state=1, data_rvs=lambda n: rng.integers(-30, 30, n) * 2, format="csr").astype(np.int64)
     q = NeuronQuant(vth=100, bias_mant=np.zeros(6, dtype=np.int64), bias_exp=0)
     net = Network(
-        populations=(Population("input", (3,), "input"), Population("r", (6,), "spiking", quant=q), Population("output", (2,), "readout", quant=q)),
+        populations=(Population("input", (3,), "input"), Population("r", (6,), "spiking", quant=q), Population("output", (2,), "readout", quant=dataclasses.replace(q, bias_mant=np.zeros(2, np.int64)))),
         projections=(
             Projection("in", "input", "r", "dense", w_in.astype(float), qweight=w_in),
             Projection("rec", "r", "r", "sparse", w_rec.astype(float), qweight=w_rec),

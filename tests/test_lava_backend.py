@@ -128,6 +128,10 @@ def test_bad_networks_are_rejected_before_running(backend):
     big_bias = net.replace_population(Population("h", (1,), "spiking", quant=quant(1, 16, bias=40000)))
     with pytest.raises(NeurocompileError, match="16 bits"):
         backend.run(big_bias, frames)
+    two_biases = net.replace_population(Population("h", (1,), "spiking", quant=NeuronQuant(vth=16, bias_mant=np.array([1, 2]), bias_exp=0)))
+    for b in (backend, get_backend("reference")):  # one shared check, both backends
+        with pytest.raises(NeurocompileError, match="2 values for 1 neurons"):
+            b.run(two_biases, frames)
 
 
 def test_describe_lowering_names_every_process_and_its_loihi2_status():

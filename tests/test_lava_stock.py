@@ -28,6 +28,7 @@ import torch
 
 pytest.importorskip("lava")
 
+from neurocompile.frontend.linear_maps import conv_output_hw  # noqa: E402
 from neurocompile.ir import ConvSpec, NeuronQuant, Population, Projection  # noqa: E402
 from neurocompile.sim import native  # noqa: E402
 from neurocompile.sim.engine import _Neurons, _Synapses, heaviside  # noqa: E402
@@ -105,8 +106,7 @@ def _reference_conv(weight, frames, stride, padding, weight_exp, graded):
     """Our conv projection's messages for each frame (IR layout: (C, H, W), cross-correlation)."""
     in_shape = frames.shape[1:]
     c_out = weight.shape[0]
-    h = (in_shape[1] + 2 * padding[0] - weight.shape[2]) // stride[0] + 1
-    w = (in_shape[2] + 2 * padding[1] - weight.shape[3]) // stride[1] + 1
+    h, w = conv_output_hw(*in_shape[1:], weight.shape[2:], stride, padding)
     proj = Projection("c", "a", "b", "conv", weight.astype(float), qweight=weight, weight_exp=weight_exp,
                       conv=ConvSpec(in_shape=in_shape, out_shape=(c_out, h, w), stride=stride, padding=padding, groups=1))
     syn = _Synapses(proj, len(frames), "fixed", torch.float32, max_input=float(np.abs(frames).max()), binary=not graded)

@@ -43,7 +43,7 @@ def heaviside(x: torch.Tensor) -> torch.Tensor:
     return (x > 0).to(x.dtype)
 
 
-Message = tuple[torch.Tensor, int]  # (x, e ≥ 0): a projection's output is x << e (sim/engine.py _Synapses)
+Message = tuple[torch.Tensor, int]  # (x, e ≥ 0): a projection's output is x << e (made by _Synapses)
 
 
 def _sum_messages(msgs: list[Message]) -> torch.Tensor:
@@ -72,10 +72,10 @@ class _Neurons:
             q = pop.quant
             if q is None:
                 raise NeurocompileError(f"population {pop.name!r} is not quantised; run the quantize pass first")
+            fx.check_neuron_params(pop.name, q, n)
             self.du, self.dv = int(q.du), int(q.dv)
             # readouts take their bias in the decoder (ir.py), never on chip
             self.bias = torch.zeros(n, dtype=torch.int64) if self.readout else fx.effective_bias(q.bias_mant, q.bias_exp)
-            fx.check_neuron_params(pop.name, q)
             self.vth = int(q.vth) << fx.VTH_SHIFT
             # No synaptic current (du = 4095), an input that cannot wrap u and a bias that cannot
             # wrap v + u + bias at 32 bits (|w| adds at most vth << 6 < 2^23): Lava's wrap steps
@@ -87,8 +87,6 @@ class _Neurons:
                 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
             )
             dtype = torch.int32 if self.fast else torch.int64
-            if self.bias.numel() not in (1, n):
-                raise NeurocompileError(f"population {pop.name!r}: bias_mant has {self.bias.numel()} values for {n} neurons (give one, or one per neuron)")
             self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
         else:
             self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)

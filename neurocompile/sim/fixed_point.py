@@ -76,18 +76,19 @@ def lif_subthreshold(u, v, a_in, du, dv, eff_bias):
     return u, v
 
 
-def synapse_weights(proj):
+def synapse_weights(proj, matrix: sp.spmatrix | None = None):
     """The weights Lava uses for an IR projection, in the projection's own layout (matrix or kernel).
 
     Lava infers the sign mode over the synapses that exist. For a conv
     projection those are the unrolled matrix's entries (``Projection.matrix``):
     kernel taps that only ever meet padding are no synapses (Lava's Sparse never
     sees them; a Conv multiplies them by zero), so the kernel is truncated in
-    the matrix's sign mode, which can differ from the kernel's own.
+    the matrix's sign mode, which can differ from the kernel's own. ``matrix``:
+    that unrolled matrix where the caller has it already.
     """
     if proj.kind != "conv":
         return lava_weights(proj.qweight)
-    synapses = np.asarray(proj.matrix(quantized=True).data, dtype=np.int64)
+    synapses = np.asarray((proj.matrix(quantized=True) if matrix is None else matrix).data, dtype=np.int64)
     return lava_weights(np.asarray(proj.qweight, dtype=np.int64), mode=sign_mode(synapses))
 
 
@@ -146,9 +147,13 @@ def lava_weights(w, num_weight_bits: int = 8, mode: str | None = None):
 PARAM_RANGES = {"vth": (0, (1 << 17) - 1), "du": (0, 4095), "dv": (0, 4095)}
 
 
-def check_neuron_params(name: str, q) -> None:
+def check_neuron_params(name: str, q, size: int) -> None:
+    """Refuse what Lava would misread: parameters outside their precisions, a bias per neuron that is not one per neuron."""
     from ..errors import NeurocompileError
 
+    biases = np.size(q.bias_mant)
+    if biases not in (1, size):  # one value is Lava's broadcast scalar
+        raise NeurocompileError(f"population {name!r}: bias_mant has {biases} values for {size} neurons (give one, or one per neuron)")
     for key, (lo, hi) in PARAM_RANGES.items():
         value = int(getattr(q, key))
         if not lo <= value <= hi:

@@ -25,7 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.sim.fixed_point import CLIP_RANGE, PARAM_RANGES, float_equivalents, lava_weights, sign_mode, synapse_weights
+from neurocompile.sim.fixed_point import (
+    CLIP_RANGE, PARAM_RANGES, check_neuron_params, float_equivalents, lava_weights, sign_mode, synapse_weights,
+)
 from neurocompile.ir import ConvSpec, Network, Population, Projection
 
 ConnProcess = Literal["Dense", "Sparse", "Conv"]
@@ -124,7 +126,7 @@ def _integer_values(name: str, what: str, values: np.ndarray) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def conv_is_exact(proj: Projection, max_payload: int) -> bool:
+def conv_is_exact(kernel: np.ndarray, conv: ConvSpec, weight_exp: int, max_payload: int) -> bool:
     """Whether Lava's stock Conv (fixed_pt) computes exactly what the IR's conv projection does.
 
     lava/proc/conv/models.py PyConvModelFixed: never applies ``weight_exp``,
@@ -134,12 +136,12 @@ def conv_is_exact(proj: Projection, max_payload: int) -> bool:
     gave all-zero messages). So: exponent 0, a worst-case message within 24
     bits, geometry below 128 -- then it is the plain integer convolution the
     reference computes (tests/test_lava_stock.py holds the two against each other).
+    ``kernel``: the weights Lava would use (fixed_point.synapse_weights).
     """
-    kernel = np.abs(synapse_weights(proj))
-    worst = int(kernel.reshape(kernel.shape[0], -1).sum(1).max()) * max_payload if kernel.size else 0
-    c = proj.conv
-    geometry = [*kernel.shape[2:], *c.stride, *c.padding, c.groups]
-    return int(proj.weight_exp) == 0 and worst <= CONV_MESSAGE_MAX and max(geometry) <= INT8_MAX
+    magnitude = np.abs(kernel)
+    worst = int(magnitude.reshape(magnitude.shape[0], -1).sum(1).max()) * max_payload if kernel.size else 0
+    geometry = [*kernel.shape[2:], *conv.stride, *conv.padding, conv.groups]
+    return int(weight_exp) == 0 and worst <= CONV_MESSAGE_MAX and max(geometry) <= INT8_MAX
 
 
 def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: int) -> SynapsePlan:
@@ -149,9 +151,9 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
     source_max = input_max if proj.source == net.input else 1
     process: ConnProcess = "Dense" if proj.kind == "dense" else "Sparse"
     if proj.kind == "conv":
-        kernel = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
-        if kernel.ndim != 4 or kernel.shape[0] != proj.conv.out_shape[0]:
-            raise NeurocompileError(f"projection {proj.name!r}: conv kernel must be (out channels, in/groups, kh, kw), got shape {kernel.shape}")
+        raw = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
+        if raw.ndim != 4 or raw.shape[0] != proj.conv.out_shape[0]:
+            raise NeurocompileError(f"projection {proj.name!r}: conv kernel must be (out channels, in/groups, kh, kw), got shape {raw.shape}")
     if process == "Dense":
         w = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
         if w.ndim != 2:
@@ -175,14 +177,15 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
         )
     if isinstance(proj.weight_exp, (bool, float)) or int(proj.weight_exp) != proj.weight_exp:
         raise NeurocompileError(f"projection {proj.name!r}: weight_exp must be an integer, got {proj.weight_exp!r}")
+    odd = int(np.count_nonzero(data % 2)) if mode == "mixed" else 0
+    if proj.kind == "conv":
+        kernel = synapse_weights(proj, matrix=w)  # what Sparse would apply, in the kernel's layout
+        if conv_is_exact(kernel, proj.conv, proj.weight_exp, source_max):
+            process, w = "Conv", kernel  # Lava's Conv neither truncates nor infers a sign mode itself
     if proj.source == net.input:
         bits = input_bits
     else:
         bits = 1 if process == "Sparse" else 0  # binary spikes; Sparse's graded path (a dot product) is faster (LAVA.md)
-    odd = int(np.count_nonzero(data % 2)) if mode == "mixed" else 0
-    if proj.kind == "conv" and conv_is_exact(proj, source_max):
-        # Lava's Conv neither truncates nor infers a sign mode: it gets the weights Sparse would use
-        process, w, bits = "Conv", synapse_weights(proj), (input_bits if proj.source == net.input else 0)
     w32 = w.astype(np.int32)
     if sp.issparse(w32):
         w32 = sp.csr_matrix(w32)
@@ -206,6 +209,7 @@ def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
     vth_max = PARAM_RANGES["vth"][1]
     if int(q.vth) != q.vth or not 0 <= q.vth <= vth_max:
         raise NeurocompileError(f"{where}: vth must be an integer in [0, {vth_max}] (17 bits; Lava's vth << 6 misbehaves beyond), got {q.vth!r}")
+    check_neuron_params(pop.name, q, pop.size)  # what is left: one bias per neuron
     readout = pop.kind == "readout"
     if readout:
         bias = np.zeros(pop.size, np.int64)  # ir.py: the decoder adds a readout's bias, not the chip
