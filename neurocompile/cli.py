@@ -1,13 +1,20 @@
 """The ``neurocompile`` command: a thin layer over the Python API.
 
-User errors (NeurocompileError) print as one line and exit 2, without a traceback.
+User errors (NeurocompileError) print as one line and exit 2, without a
+traceback; so do file-system errors and running out of memory. Anything else is
+a bug: one line that says so, exit 1, and ``--debug`` shows the traceback.
+SIGTERM and SIGHUP unwind like Ctrl-C, so every ``finally`` runs: the Lava
+worker is stopped and half-written outputs are removed.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import signal
 import sys
+import traceback
 import warnings
 from pathlib import Path
 
@@ -27,7 +34,8 @@ def _quiet_torch() -> None:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="show the full traceback of any error")
+def cli(debug: bool) -> None:
     """Compile trained PyTorch ANNs into spiking networks for Loihi 2 (Lava).
 
     \b
@@ -42,7 +50,7 @@ def cli() -> None:
 @click.option("--data", default="digits", show_default=True, help=DATA_HELP)
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True, help="output folder (replaced atomically)")
 @click.option("--timesteps", "-T", default=32, show_default=True, type=int, help="time steps of input per sample")
-@click.option("--seed", default=0, show_default=True, type=int, help="seed for data split and rate encoding")
+@click.option("--seed", default=0, show_default=True, type=int, help="seed for data split and rate encoding (0 ≤ seed < 2^32)")
 @click.option("--lava-samples", default=20, show_default=True, type=int, help="test samples to run on the Lava backend (0: skip)")
 @click.option("--backend", default="auto", show_default=True, help="backend for the sampled hardware cross-check: lava, reference, none, or auto (lava where installed)")
 @click.option("--encoding", type=click.Choice(["direct", "rate"]), default="direct", show_default=True, help="input encoding: analog/graded (direct) or Bernoulli spikes (rate)")
@@ -124,7 +132,7 @@ def ingest(model, out, data, trust_pickle):
 
     shape = load_dataset(data).sample_shape if data else None
     net = do_ingest(model, sample_shape=shape, trust_pickle=trust_pickle)
-    _save(net, out)
+    _save(net, out, inputs=[model])
     click.echo(f"{out}: {len(net.populations) - 1} populations, {len(net.projections)} projections")
 
 
@@ -147,11 +155,19 @@ def convert(network, out, data, timesteps, encoding, threshold_method, seed):
     from .data import load_dataset, shape_for_model
     from .passes.convert import convert as do_convert
 
+    from .data import check_seed
+    from .pipeline import check_timesteps
+
+    check_timesteps([timesteps], "--timesteps")
+    check_seed(seed)
     net = ir.load(network)
+    if "timesteps" in net.meta:
+        raise NeurocompileError(f"{network} is converted already; give the ANN artifact written by `neurocompile ingest`")
     ds = load_dataset(data, seed=seed)
     x = shape_for_model(ds.x_train[:512], net.population(net.input).shape)
     snn = do_convert(net, x, timesteps=timesteps, encoding=encoding, method=threshold_method)
-    _save(snn.replace(meta={**snn.meta, "seed": seed, "data": data}), out)
+    data_ref = str(Path(data).resolve()) if data.lower().endswith(".npz") else data
+    _save(snn.replace(meta={**snn.meta, "seed": seed, "data": data_ref}), out, inputs=[network])
     click.echo(f"{out}: thresholds {', '.join(f'{p.name}={p.threshold:.3g}' for p in snn.populations if p.kind == 'spiking')}")
 
 
@@ -168,13 +184,14 @@ def quantize(network, out, target):
     """
     from . import ir
     from .passes.quantize import FixedPointFormat, quantize as do_quantize
-    from .profiles import load_profile
+    from .pipeline import chip_profile
 
+    profile = chip_profile(target)
     net = ir.load(network)
     if "timesteps" not in net.meta:
         raise NeurocompileError(f"{network} is not converted yet; run `neurocompile convert` first")
-    q = do_quantize(net, FixedPointFormat.from_profile(load_profile(target)))
-    _save(q, out)
+    q = do_quantize(net, FixedPointFormat.from_profile(profile))
+    _save(q, out, inputs=[network])
     click.echo(f"{out}: " + ", ".join(f"{pr.name} exp {pr.weight_exp}" for pr in q.projections))
 
 
@@ -190,9 +207,13 @@ def map_cmd(network, target):
     """
     from . import ir
     from .passes.map import map_to_cores
-    from .profiles import load_profile
+    from .pipeline import chip_profile
 
-    m = map_to_cores(ir.load(network), load_profile(target)).meta["mapping"]
+    profile = chip_profile(target)
+    net = ir.load(network)
+    if not net.quantized:
+        raise NeurocompileError(f"{network} is not quantised yet; run `neurocompile quantize` first")
+    m = map_to_cores(net, profile).meta["mapping"]
     click.echo(json.dumps(m, indent=1, default=str))
 
 
@@ -206,33 +227,81 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
-def _save(net, out: Path) -> None:
-    """Write an IR artifact atomically (temp file + rename)."""
+def _save(net, out: Path, inputs: list[Path]) -> None:
+    """Write an IR artifact atomically, never over an input or a file that is not an artifact."""
     from . import ir
+    from .outputs import write_file_atomic
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        ir.save(net, tmp)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_file_atomic(out, lambda tmp: ir.save(net, tmp), inputs=inputs)
+
+
+class Terminated(BaseException):
+    """SIGTERM/SIGHUP, raised where the program is so that cleanup runs as for Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt the cleanup
+    raise Terminated(signum)
+
+
+def _install_signal_handlers() -> None:
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            signal.signal(sig, _raise_terminated)
+        except (ValueError, OSError):  # not the main thread (embedded use): leave the host's handlers
+            pass
+
+
+def _os_error_line(e: OSError) -> str:
+    where = f"{e.filename}: " if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        return f"{where}no space left on the device; free some space or write elsewhere"
+    return f"{where}{e.strerror or e}"
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args or os.environ.get("NEUROCOMPILE_DEBUG") == "1"
     _quiet_torch()
+    _install_signal_handlers()
     try:
-        cli.main(args=argv, prog_name="neurocompile", standalone_mode=False)
+        cli.main(args=[a for a in args if a != "--debug"], prog_name="neurocompile", standalone_mode=False)
     except NeurocompileError as e:
-        click.echo(f"error: {e}", err=True)
+        _print_error(str(e), debug)
         return 2
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+        _print_error("aborted", debug)
         return 130
+    except KeyboardInterrupt:
+        _print_error("interrupted; nothing was written", debug)
+        return 130
+    except Terminated as e:
+        _print_error(f"stopped by {signal.Signals(e.signum).name}; nothing was written", debug)
+        return 128 + e.signum
     except click.ClickException as e:
         e.show()
         return e.exit_code
+    except MemoryError:
+        _print_error("out of memory; try fewer time steps (-T) or a smaller data set", debug)
+        return 2
+    except OSError as e:
+        _print_error(_os_error_line(e), debug)
+        return 2
+    except Exception as e:  # a bug: say so in one line, never a bare traceback
+        first = (str(e).splitlines() or [""])[0]
+        _print_error(f"internal error ({type(e).__name__}: {first}); rerun with --debug for the traceback and please report it", debug)
+        return 1
     return 0
+
+
+def _print_error(msg: str, debug: bool) -> None:
+    if debug and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    click.echo(f"error: {msg}", err=True)
 
 
 if __name__ == "__main__":

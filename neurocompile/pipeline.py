@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +17,11 @@ import torch
 
 from . import ir
 from .backends import get_backend
-from .data import load_dataset, shape_for_model
+from .data import check_seed, load_dataset, shape_for_model
 from .errors import NeurocompileError
-from .frontend import ingest, load_program, sniff_format
+from .frontend import capture, load_program, sniff_format
+from .frontend.load import program_batch_size
+from .outputs import build_folder, check_output_dir
 from .passes.convert import convert
 from .passes.map import map_to_cores
 from .passes.quantize import FixedPointFormat, quantize
@@ -34,39 +33,13 @@ from .sim.run import Evaluation, decode, evaluate, frames_for, period
 
 NETWORK_FILE = "network.ncnet"
 T_SWEEP = (4, 8, 16, 32, 64, 128)
+MAX_TIMESTEPS = 4096
+ENCODINGS = ("direct", "rate")
+THRESHOLD_METHODS = ("percentile", "max")
 
 
 def log(msg: str) -> None:
     print(f"[neurocompile] {msg}", file=sys.stderr, flush=True)
-
-
-def check_output_dir(out: Path) -> Path:
-    """The resolved output folder, refused if replacing it could destroy something that is not a build."""
-    out = Path(out).resolve()
-    if out == Path.cwd().resolve() or out in Path.cwd().resolve().parents or out.parent == out:
-        raise NeurocompileError(f"-o {out} is the current folder or one of its parents; give a new folder for the build")
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / NETWORK_FILE).exists())):
-        raise NeurocompileError(f"-o {out} exists and is not a neurocompile build folder; give a new folder or remove it")
-    return out
-
-
-@contextmanager
-def atomic_dir(out: Path):
-    """Yield a temporary folder that replaces ``out`` (an empty folder or a previous build) only if the block succeeds."""
-    out = check_output_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        yield tmp
-        old = out.with_name(f".{out.name}.old-{time.time_ns()}") if out.exists() else None
-        if old is not None:
-            out.rename(old)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def sha256(path: Path) -> str:
@@ -79,30 +52,76 @@ def sha256(path: Path) -> str:
 
 def _data_ref(data: str) -> str:
     """Built-in set names stay as they are; a file is recorded by absolute path so `run` works from anywhere."""
-    return str(Path(data).resolve()) if data.endswith(".npz") else data
+    return str(Path(data).resolve()) if data.lower().endswith(".npz") else data
 
 
 def _stage(acc: float, n: int, **extra) -> dict:
     return {"accuracy": round(float(acc), 6), "samples": int(n), **extra}
 
 
-def _ann_stage(model: Path, net: ir.Network, x: np.ndarray, y: np.ndarray, sample_shape, trust_pickle: bool, check: int = 16) -> dict:
+def _call_program(module: torch.nn.Module, x: np.ndarray, batch: int | None) -> np.ndarray:
+    """The exported module on ``x``; a program exported for a fixed batch gets exactly that batch (zero-padded)."""
+    step = batch or 1
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), step):
+            chunk = torch.as_tensor(x[i : i + step])
+            if batch and len(chunk) < batch:
+                chunk = torch.cat([chunk, chunk.new_zeros((batch - len(chunk), *chunk.shape[1:]))])
+            outs.append(module(chunk).detach().float().numpy()[: len(x) - i])
+    return np.concatenate(outs)[: len(x)]
+
+
+def _ann_stage(program, model: Path, net: ir.Network, x: np.ndarray, y: np.ndarray, check: int = 16) -> tuple[dict, np.ndarray]:
     """ANN accuracy of the captured IR, checked against the model file itself on ``check`` samples.
 
-    Exported programs are often specialised to a batch of one, and calling
+    Exported programs are often specialised to one batch size, and calling
     them sample by sample costs ~60 ms each; the IR runs the same arithmetic
     batched (tests/test_frontend.py holds it to the model within 1e-5), and the
     check below proves it on this very model.
     """
     logits = ann_forward(net, torch.as_tensor(x))[net.output].numpy()
-    module = load_program(model, sample_shape=sample_shape, trust_pickle=trust_pickle).module()
-    with torch.no_grad():
-        ref = np.concatenate([module(torch.as_tensor(x[i : i + 1])).numpy() for i in range(min(check, len(x)))])
-    diff = float(np.abs(ref - logits[: len(ref)]).max())
+    if not np.all(np.isfinite(logits)):
+        raise NeurocompileError(f"{model.name} produces NaN or infinite outputs on the test data; check its weights")
+    ref = _call_program(program.module(), x[: min(check, len(x))], program_batch_size(program))
+    diff = float(np.abs(ref.reshape(len(ref), -1) - logits[: len(ref)]).max())
     scale = float(np.abs(ref).max()) or 1.0
     if diff > 1e-4 * max(scale, 1.0):
         raise NeurocompileError(f"internal error: the captured network differs from {model.name} by {diff:.3g} (please report this model)")
-    return _stage((logits.argmax(1) == y).mean(), len(x), checked_against_model_file={"samples": len(ref), "max_abs_logit_diff": diff})
+    stage = _stage((logits.argmax(1) == y).mean(), len(x), checked_against_model_file={"samples": len(ref), "max_abs_logit_diff": diff})
+    return stage, logits
+
+
+def check_classes(net: ir.Network, classes: int, notes: list[str]) -> None:
+    """Refuse a model whose outputs cannot name the data's classes; warn where it has more outputs than classes."""
+    n_out = net.population(net.output).size
+    if n_out < 2:
+        raise NeurocompileError(f"the model has {n_out} output; a classifier needs one output per class ({classes} for this data)")
+    if classes > n_out:
+        raise NeurocompileError(
+            f"the data's labels go up to {classes - 1} but the model has only {n_out} outputs; "
+            "give data whose labels are 0..N-1 for a model with N outputs"
+        )
+    if n_out > classes:
+        _warn(notes, f"the model has {n_out} outputs but the data has only {classes} classes (labels 0..{classes - 1}); "
+                     "predictions of the extra outputs count as errors")
+
+
+def check_ann_outputs(logits: np.ndarray, acc: float, classes: int, notes: list[str]) -> None:
+    """Refuse a model whose output ignores its input; warn when its accuracy is at chance level."""
+    if len(logits) > 1 and float(np.ptp(logits, axis=0).max()) == 0.0:
+        raise NeurocompileError(
+            "the model gives the same output for every test sample (all-zero weights, or an untrained model?); "
+            "give a trained model"
+        )
+    if acc <= 1.5 / max(classes, 1):
+        _warn(notes, f"ANN accuracy {acc:.3f} is at chance level for {classes} classes: "
+                     "was the model trained on this data, with inputs in [0, 1] and no normalisation?")
+
+
+def _warn(notes: list[str], msg: str) -> None:
+    notes.append(f"warning: {msg}")
+    log(f"warning: {msg}")
 
 
 def layer_table(net: ir.Network, ev: Evaluation) -> list[dict]:
@@ -129,8 +148,11 @@ def spikes_per_sample(net: ir.Network, ev: Evaluation) -> dict[str, float]:
     return per
 
 
-def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: float | None) -> dict:
-    """The sampled cross-check: ``backend`` and the reference on the very same frames, compared neuron by neuron."""
+def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: float | None) -> tuple[dict, dict]:
+    """The sampled cross-check: ``backend`` and the reference on the very same frames, compared neuron by neuron.
+
+    Returns the report's stage (a function of the inputs alone) and its wall-clock figures (for timings.json).
+    """
     be = get_backend(backend)
     frames = frames_for(net, x, fixed=True).numpy()
     result = be.run(net, frames, timeout_s=timeout_s)
@@ -141,7 +163,7 @@ def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: floa
     counts_equal = set(result.spike_counts) == set(ref.spike_counts) and all(
         np.array_equal(result.spike_counts[k], ref.spike_counts[k]) for k in ref.spike_counts
     )
-    return {
+    stage = {
         "platform": result.platform,
         "predictions": preds.tolist(),
         "agreement": {
@@ -149,12 +171,15 @@ def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: floa
             "readout_identical": bool(np.array_equal(result.readout, ref.readout)),
             "spike_counts_identical": bool(counts_equal),  # per sample and per neuron
         },
-        "wall_s": round(result.wall_s, 3),
         "steps": result.steps,
-        "steps_per_s": round(result.steps / max(result.wall_s, 1e-9), 1),
-        "notes": result.notes,
         "lowering": describe(net, frames) if describe else None,
     }
+    timing = {
+        f"{backend}_wall_s": result.wall_s,
+        f"{backend}_steps_per_s": result.steps / max(result.wall_s, 1e-9),
+        f"{backend}_notes": result.notes,
+    }
+    return stage, timing
 
 
 def _choose_cross_check_backend(backend: str, samples: int, notes: list[str]) -> str:
@@ -177,6 +202,40 @@ def _choose_cross_check_backend(backend: str, samples: int, notes: list[str]) ->
     return backend
 
 
+def check_timesteps(values: tuple[int, ...] | list[int], option: str) -> None:
+    """Time steps must be whole numbers in [1, MAX_TIMESTEPS]: one period's frames and state must fit in memory."""
+    for T in values:
+        if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 1 <= T <= MAX_TIMESTEPS:
+            raise NeurocompileError(
+                f"{option} {T!r} is out of range; accepted: whole numbers from 1 to {MAX_TIMESTEPS} "
+                "(rate-coded conversion reaches the ANN's accuracy long before that)"
+            )
+
+
+def _check_options(*, timesteps, t_sweep, seed, lava_samples, encoding, threshold_method, calibration_samples) -> None:
+    """Every option checked before anything is loaded or computed."""
+    check_timesteps([timesteps], "--timesteps")
+    check_timesteps(list(t_sweep), "--sweep")
+    check_seed(seed)
+    if isinstance(lava_samples, bool) or not isinstance(lava_samples, (int, np.integer)) or lava_samples < 0:
+        raise NeurocompileError(f"--lava-samples must be a whole number ≥ 0 (got {lava_samples!r})")
+    if encoding not in ENCODINGS:
+        raise NeurocompileError(f"unknown encoding {encoding!r}; accepted: {', '.join(ENCODINGS)}")
+    if threshold_method not in THRESHOLD_METHODS:
+        raise NeurocompileError(f"unknown threshold method {threshold_method!r}; accepted: {', '.join(THRESHOLD_METHODS)}")
+    if not isinstance(calibration_samples, (int, np.integer)) or calibration_samples < 1:
+        raise NeurocompileError(f"calibration_samples must be a whole number ≥ 1 (got {calibration_samples!r})")
+
+
+def chip_profile(target: str):
+    """The target's profile, refused when it is an ANN baseline rather than a chip."""
+    profile = load_profile(target)
+    if profile.kind != "neuromorphic":
+        chips = ", ".join(n for n, p in load_profiles().items() if p.kind == "neuromorphic")
+        raise NeurocompileError(f"--target {target} is an ANN baseline profile, not a chip; build for one of: {chips}")
+    return profile
+
+
 def build(
     model: str | Path,
     *,
@@ -194,93 +253,107 @@ def build(
     lava_timeout_s: float | None = None,
     t_sweep: tuple[int, ...] = T_SWEEP,
 ) -> dict:
-    """Ingest → convert → quantise → map → run on Lava → report; returns the report dict."""
+    """Ingest → convert → quantise → map → run on Lava → report; returns the report dict.
+
+    Every option, the target, the model file and the output folder are checked
+    before any compute. Outputs: ``report.json``, ``report.html`` and
+    ``network.ncnet`` are a function of the inputs alone (byte-identical for the
+    same model, data, seed and options); wall-clock figures go to ``timings.json``.
+    """
     t_start = time.perf_counter()
     model = Path(model)
-    profile = load_profile(target)  # fail fast on a bad target, model file or output folder
-    if profile.kind != "neuromorphic":
-        chips = ", ".join(n for n, p in load_profiles().items() if p.kind == "neuromorphic")
-        raise NeurocompileError(f"--target {target} is an ANN baseline profile, not a chip; build for one of: {chips}")
-    sniff_format(model)
-    check_output_dir(Path(out))
-    if lava_samples < 0:
-        raise NeurocompileError(f"--lava-samples must be ≥ 0 (got {lava_samples})")
+    _check_options(timesteps=timesteps, t_sweep=t_sweep, seed=seed, lava_samples=lava_samples, encoding=encoding,
+                   threshold_method=threshold_method, calibration_samples=calibration_samples)
+    profile = chip_profile(target)
+    fmt = sniff_format(model)
+    inputs = [model] + ([Path(data)] if str(data).lower().endswith(".npz") else [])
+    check_output_dir(Path(out), inputs)
     notes: list[str] = []
+    timings: dict[str, object] = {}
     backend = _choose_cross_check_backend(backend, lava_samples, notes)
     ds = load_dataset(data, seed=seed)
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples")
-    net = ingest(model, sample_shape=ds.sample_shape, trust_pickle=trust_pickle)
-    in_shape = net.population(net.input).shape
-    x_train, x_test = shape_for_model(ds.x_train, in_shape), shape_for_model(ds.x_test, in_shape)
-    log(f"ingested {model.name}: {len(net.populations) - 1} populations, {len(net.projections)} projections")
+    with build_folder(out, inputs) as folder:  # created now: an unwritable -o fails before any compute
+        program = load_program(model, sample_shape=ds.sample_shape, trust_pickle=trust_pickle)
+        net = capture(program)
+        net = net.replace(meta={**net.meta, "source_format": fmt})
+        check_classes(net, ds.num_classes, notes)
+        in_shape = net.population(net.input).shape
+        x_train, x_test = shape_for_model(ds.x_train, in_shape), shape_for_model(ds.x_test, in_shape)
+        log(f"ingested {model.name}: {len(net.populations) - 1} populations, {len(net.projections)} projections")
 
-    stages: dict[str, dict] = {}
-    stages["ann"] = _ann_stage(model, net, x_test, ds.y_test, ds.sample_shape, trust_pickle)
-    log(f"ann accuracy {stages['ann']['accuracy']:.4f}")
+        stages: dict[str, dict] = {}
+        stages["ann"], ann_logits = _ann_stage(program, model, net, x_test, ds.y_test)
+        log(f"ann accuracy {stages['ann']['accuracy']:.4f}")
+        check_ann_outputs(ann_logits, stages["ann"]["accuracy"], ds.num_classes, notes)
 
-    calib = x_train[:calibration_samples]
-    snn = convert(net, calib, timesteps=timesteps, encoding=encoding, method=threshold_method)
-    snn = snn.replace(meta={**snn.meta, "seed": seed, "data": _data_ref(data), "model": str(model.resolve())})
-    ev_float = evaluate(snn, x_test, "float", progress="snn_float")
-    stages["snn_float"] = _stage(ev_float.accuracy(ds.y_test), len(x_test), mode="float, same schedule as the chip")
-    sweep = {}
-    for T in t_sweep:
-        s_T = snn.replace(meta={**snn.meta, "timesteps": T})
-        sweep[T] = round(evaluate(s_T, x_test, "float").accuracy(ds.y_test), 6)
-    log(f"snn_float accuracy {stages['snn_float']['accuracy']:.4f} at T={timesteps}; vs T: {sweep}")
+        calib = x_train[:calibration_samples]
+        snn = convert(net, calib, timesteps=timesteps, encoding=encoding, method=threshold_method)
+        snn = snn.replace(meta={**snn.meta, "seed": seed, "data": _data_ref(data), "model": str(model.resolve())})
+        t0 = time.perf_counter()
+        ev_float = evaluate(snn, x_test, "float", progress="snn_float")
+        timings["snn_float_s"] = time.perf_counter() - t0
+        stages["snn_float"] = _stage(ev_float.accuracy(ds.y_test), len(x_test), mode="float, same schedule as the chip")
+        sweep = {}
+        for T in t_sweep:
+            s_T = snn.replace(meta={**snn.meta, "timesteps": T})
+            sweep[T] = round(evaluate(s_T, x_test, "float", progress=f"accuracy vs T: T={T}").accuracy(ds.y_test), 6)
+        log(f"snn_float accuracy {stages['snn_float']['accuracy']:.4f} at T={timesteps}; vs T: {sweep}")
 
-    qnet = quantize(snn, FixedPointFormat.from_profile(profile))
-    ev_q = evaluate(qnet, x_test, "fixed", progress="snn_quantized (reference backend)")
-    stages["snn_quantized"] = _stage(ev_q.accuracy(ds.y_test), len(x_test), backend="reference (bit-exact Lava fixed point)")
-    stages["snn_quantized"]["change_vs_float"] = round(stages["snn_quantized"]["accuracy"] - stages["snn_float"]["accuracy"], 6)
-    stages["snn_quantized"]["prediction_agreement_vs_float"] = round(float((ev_q.logits.argmax(1) == ev_float.logits.argmax(1)).mean()), 6)
-    log(f"snn_quantized accuracy {stages['snn_quantized']['accuracy']:.4f}")
+        qnet = quantize(snn, FixedPointFormat.from_profile(profile))
+        t0 = time.perf_counter()
+        ev_q = evaluate(qnet, x_test, "fixed", progress="snn_quantized (reference backend)")
+        timings["snn_quantized_s"] = time.perf_counter() - t0
+        stages["snn_quantized"] = _stage(ev_q.accuracy(ds.y_test), len(x_test), backend="reference (bit-exact Lava fixed point)")
+        stages["snn_quantized"]["change_vs_float"] = round(stages["snn_quantized"]["accuracy"] - stages["snn_float"]["accuracy"], 6)
+        stages["snn_quantized"]["prediction_agreement_vs_float"] = round(float((ev_q.logits.argmax(1) == ev_float.logits.argmax(1)).mean()), 6)
+        log(f"snn_quantized accuracy {stages['snn_quantized']['accuracy']:.4f}")
 
-    mapped = map_to_cores(qnet, profile)
-    lowering = None
-    n_lava = min(lava_samples, len(x_test))
-    if backend != "none" and n_lava:
-        log(f"running {n_lava} samples on backend {backend!r} ({n_lava * period(mapped)} steps)")
-        lava = run_lava_stage(mapped, x_test[:n_lava], backend, lava_timeout_s)
-        preds = np.asarray(lava.pop("predictions"))
-        key = "lava" if backend == "lava" else f"{backend}_cross_check"
-        lowering = lava.pop("lowering")
-        stages[key] = _stage((preds == ds.y_test[:n_lava]).mean(), n_lava, **lava)
-        same = (ev_q.logits[:n_lava].argmax(1) == ds.y_test[:n_lava]).mean()
-        stages[key]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
-        log(f"{key} accuracy {stages[key]['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
-    elif not notes:
-        notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
+        mapped = map_to_cores(qnet, profile)
+        lowering = None
+        n_lava = min(lava_samples, len(x_test))
+        if backend != "none" and n_lava:
+            log(f"running {n_lava} samples on backend {backend!r} ({n_lava * period(mapped)} steps)")
+            lava, lava_timing = run_lava_stage(mapped, x_test[:n_lava], backend, lava_timeout_s)
+            timings.update(lava_timing)
+            preds = np.asarray(lava.pop("predictions"))
+            key = "lava" if backend == "lava" else f"{backend}_cross_check"
+            lowering = lava.pop("lowering")
+            stages[key] = _stage((preds == ds.y_test[:n_lava]).mean(), n_lava, **lava)
+            same = (ev_q.logits[:n_lava].argmax(1) == ds.y_test[:n_lava]).mean()
+            stages[key]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
+            log(f"{key} accuracy {stages[key]['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
+        elif not notes:
+            notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
 
-    sps = spikes_per_sample(mapped, ev_q)
-    ops = count_ops(mapped, sps, period(mapped))
-    profiles = load_profiles()
-    report = {
-        "neurocompile_report": 1,
-        "target": target,
-        "model": {"file": str(model), "sha256": sha256(model), "format": net.meta.get("source_format")},
-        "data": {"spec": data, "train": len(x_train), "test": len(x_test), "seed": seed},
-        "timesteps": timesteps,
-        "period_steps": period(mapped),
-        "encoding": encoding,
-        "threshold_method": snn.meta["threshold_method"],
-        "stages": stages,
-        "accuracy_vs_T": {str(k): v for k, v in sweep.items()},
-        "layers": layer_table(mapped, ev_q),
-        "ops_per_sample": ops,
-        "energy": energy_table(mapped, ops, profiles),
-        "mapping": mapped.meta.get("mapping"),
-        "quantization": qnet.meta["quantization"],
-        "lowering": lowering,
-        "notes": notes,
-        "build_seconds": None,
-    }
-    with atomic_dir(Path(out)) as tmp:
-        ir.save(mapped, tmp / NETWORK_FILE)
-        report["build_seconds"] = round(time.perf_counter() - t_start, 2)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
-        (tmp / "report.html").write_text(render_html(report))
-    log(f"wrote {out}/report.json, {out}/report.html and {out}/{NETWORK_FILE} in {report['build_seconds']} s")
+        sps = spikes_per_sample(mapped, ev_q)
+        ops = count_ops(mapped, sps, period(mapped))
+        profiles = load_profiles()
+        report = {
+            "neurocompile_report": 1,
+            "target": target,
+            "model": {"file": str(model), "sha256": sha256(model), "format": net.meta.get("source_format")},
+            "data": {"spec": data, "train": len(x_train), "test": len(x_test), "seed": seed},
+            "timesteps": timesteps,
+            "period_steps": period(mapped),
+            "encoding": encoding,
+            "threshold_method": snn.meta["threshold_method"],
+            "stages": stages,
+            "accuracy_vs_T": {str(k): v for k, v in sweep.items()},
+            "layers": layer_table(mapped, ev_q),
+            "ops_per_sample": ops,
+            "energy": energy_table(mapped, ops, profiles),
+            "mapping": mapped.meta.get("mapping"),
+            "quantization": qnet.meta["quantization"],
+            "lowering": lowering,
+            "notes": notes,
+        }
+        ir.save(mapped, folder.file(NETWORK_FILE))
+        folder.file("report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        folder.file("report.html").write_text(render_html(report))
+        timings["build_s"] = time.perf_counter() - t_start
+        folder.file("timings.json").write_text(json.dumps(timings, indent=2, default=_json_default) + "\n")
+    log(f"wrote {out}/report.json, {out}/report.html, {out}/timings.json and {out}/{NETWORK_FILE} in {timings['build_s']:.1f} s")
     return report
 
 
@@ -294,14 +367,16 @@ def _json_default(o):
 
 def run_artifact(out: str | Path, backend: str = "reference", samples: int | None = None, timeout_s: float | None = None) -> dict:
     """Run a built artifact's network on the first ``samples`` test samples of its data set."""
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1):
+        raise NeurocompileError(f"--samples must be a whole number ≥ 1 (got {samples!r})")
     path = Path(out) / NETWORK_FILE
-    if not path.exists():
+    if not path.is_file():
         raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); run `neurocompile build` first")
     net = ir.load(path)
+    if not net.quantized or "data" not in net.meta or "timesteps" not in net.meta:
+        raise NeurocompileError(f"{path} is not a built network (not converted and quantised); run `neurocompile build` first")
     ds = load_dataset(net.meta["data"], seed=int(net.meta.get("seed", 0)))
     n = len(ds.x_test) if samples is None else min(samples, len(ds.x_test))
-    if n < 1:
-        raise NeurocompileError(f"--samples must be ≥ 1 (got {samples})")
     x = shape_for_model(ds.x_test[:n], net.population(net.input).shape)
     be = get_backend(backend)
     ok, why = be.available()

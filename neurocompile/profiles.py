@@ -13,6 +13,7 @@ in (a checkout or an editable install).
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import tomllib
@@ -218,6 +219,22 @@ def _section(path: Path, doc: dict, name: str, terms: dict[str, str] | None = No
     return _frozen(out)
 
 
+def _check_ranges(path: Path, sections: dict[str, Mapping[str, Quantity]]) -> None:
+    """Limits and formats are counts: whole and positive (a chip with 0 cores or 0-bit weights maps nothing);
+    energies, powers and times cannot be negative or infinite."""
+    for sec in ("limits", "formats"):
+        for key, q in sections[sec].items():
+            v = q.value
+            if isinstance(v, bool):
+                continue
+            if not (math.isfinite(v) and v == int(v) and v >= (0 if key == "threshold_shift" else 1)):
+                raise NeurocompileError(f"{path}: '{sec}.{key}' is {v!r}; it must be a whole number ≥ 1")
+    for sec in ("energy", "time"):
+        for key, q in sections[sec].items():
+            if isinstance(q.value, bool) or not (0 <= float(q.value) < float("inf")):
+                raise NeurocompileError(f"{path}: '{sec}.{key}' is {q.value!r}; it must be a finite number ≥ 0")
+
+
 def parse_profile(doc: dict, path: Path) -> Profile:
     """Build a :class:`Profile` from a parsed TOML document, checking every required key."""
     head = doc.get("profile")
@@ -245,6 +262,7 @@ def parse_profile(doc: dict, path: Path) -> Profile:
         sec, key = dotted.split(".")
         if key not in sections[sec]:
             raise NeurocompileError(f"{path}: missing key '{dotted}' (required for a {kind} profile)")
+    _check_ranges(path, sections)
     name = str(head["name"])
     return Profile(
         name=name,

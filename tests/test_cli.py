@@ -124,6 +124,7 @@ def test_a_failure_while_writing_leaves_no_output_and_keeps_the_old_one(tmp_path
     out.mkdir()
     (out / "report.json").write_text('{"old": true}')
     (out / "network.ncnet").write_text("a previous build")
+    (out / ".neurocompile-manifest.json").write_text('{"files": ["network.ncnet", "report.json"]}')
 
     def broken(report):
         raise NeurocompileError("disk full while rendering")
@@ -140,7 +141,7 @@ def test_output_folders_that_are_not_builds_are_never_replaced(tmp_path, trained
     victim.mkdir()
     (victim / "notes.txt").write_text("precious")
     msg = refuse(capsys, ["build", trained_mlp[0], "-o", str(victim), "--lava-samples", "0", "--sweep", ""])
-    assert "not a neurocompile build folder" in msg and (victim / "notes.txt").read_text() == "precious"
+    assert "did not write (notes.txt)" in msg and (victim / "notes.txt").read_text() == "precious"
     monkeypatch.chdir(victim)
     msg = refuse(capsys, ["build", trained_mlp[0], "-o", ".", "--lava-samples", "0", "--sweep", ""])
     assert "current folder" in msg and sorted(p.name for p in victim.iterdir()) == ["notes.txt"]

@@ -40,20 +40,36 @@ class Evaluation:
         return float((self.logits.argmax(1) == np.asarray(y)).mean())
 
 
+FRAME_BUDGET_BYTES = 256 << 20  # frames plus per-step state of one batch stay well inside a laptop's memory
+
+
+def batch_for(net: Network, requested: int) -> int:
+    """The largest batch up to ``requested`` whose frames and state fit FRAME_BUDGET_BYTES.
+
+    A batch holds (B, period, n_in) frames and (B, n) state per population; long
+    periods shrink the batch instead of exhausting memory.
+    """
+    per_sample = 8 * (period(net) * net.population(net.input).size + sum(p.size for p in net.populations) * 4)
+    return max(1, min(requested, FRAME_BUDGET_BYTES // max(per_sample, 1)))
+
+
 @torch.no_grad()
 def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, progress: str | None = None) -> Evaluation:
-    """Float or fixed-point simulation of ``x`` in batches."""
+    """Float or fixed-point simulation of ``x`` in memory-bounded batches (a progress bar on stderr when ``progress``)."""
+    from tqdm import tqdm
+
     fixed = mode == "fixed"
+    batch_size = batch_for(net, batch_size)
     logits, counts, events = [], {}, []
-    for start in range(0, len(x), batch_size):
-        frames = frames_for(net, x[start : start + batch_size], fixed, first_index=start)
-        r = simulate(net, frames, mode)
-        logits.append(decode(net, r.readout.numpy(), fixed))
-        for k, v in r.spike_counts.items():
-            counts.setdefault(k, []).append(v.sum(1).double().numpy())
-        events.append((frames[:, :-1] != 0).sum((1, 2)).numpy())  # frame t arrives at step t + 1: the last is never delivered
-        if progress:
-            print(f"\r  {progress}: {min(start + batch_size, len(x))}/{len(x)} samples", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+    bar = tqdm(total=len(x), desc=f"  {progress}", unit="sample", file=sys.stderr, leave=False, disable=not progress,
+               mininterval=0.5)
+    with bar:
+        for start in range(0, len(x), batch_size):
+            frames = frames_for(net, x[start : start + batch_size], fixed, first_index=start)
+            r = simulate(net, frames, mode)
+            logits.append(decode(net, r.readout.numpy(), fixed))
+            for k, v in r.spike_counts.items():
+                counts.setdefault(k, []).append(v.sum(1).double().numpy())
+            events.append((frames[:, :-1] != 0).sum((1, 2)).numpy())  # frame t arrives at step t + 1: the last is never delivered
+            bar.update(len(frames))
     return Evaluation(np.concatenate(logits), {k: np.concatenate(v) for k, v in counts.items()}, np.concatenate(events))

@@ -1,0 +1,243 @@
+"""Writing build outputs without ever destroying something neurocompile did not write.
+
+A build folder is replaced only as a whole and only when every file in it is
+listed in the manifest (``.neurocompile-manifest.json``) that a previous build
+wrote there; a folder that holds anything else -- a user's model, data, notes --
+is refused. A build never replaces one of its own inputs (the model or data
+file inside ``-o``). Outputs are written into a hidden sibling folder and renamed
+into place at the end, so a failed or interrupted build leaves the old folder as
+it was. That hidden folder carries an owner record (pid and process start
+time); a build killed with SIGKILL cannot remove it, so the next build that
+writes next to it reclaims every such folder whose owner is dead.
+
+Single-file outputs of the pass commands (``ingest``/``convert``/``quantize``)
+follow the same rules: written beside the target and renamed, and only ever
+replacing a neurocompile network artifact that is not an input.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import secrets
+import shutil
+import zipfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from .errors import NeurocompileError
+
+MANIFEST = ".neurocompile-manifest.json"
+OWNER = ".neurocompile-owner"
+_TMP_TAG = ".nc-tmp-"
+_OLD_TAG = ".nc-old-"
+
+
+# -- who owns a temporary folder ---------------------------------------------
+def process_start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is not running.
+
+    A pid alone can be reused by an unrelated process after the owner died;
+    pid + start time names one process for the machine's uptime.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return None if fields[0] in ("Z", "X") else fields[19]
+    except (OSError, IndexError):
+        if not os.path.isdir("/proc"):  # no procfs (macOS): fall back to the pid alone
+            try:
+                os.kill(pid, 0)
+                return "?"
+            except ProcessLookupError:
+                return None
+            except PermissionError:
+                return "?"
+        return None
+
+
+def owner_record() -> dict:
+    pid = os.getpid()
+    return {"pid": pid, "start": process_start_time(pid), "uid": os.getuid()}
+
+
+def owner_alive(record: dict) -> bool:
+    start = process_start_time(int(record.get("pid", -1)))
+    return start is not None and (start == "?" or start == record.get("start"))
+
+
+def _reclaim(parent: Path, name: str) -> None:
+    """Remove hidden temporary/old folders for ``name`` left by builds that died (SIGKILL, power loss)."""
+    try:
+        candidates = [p for p in parent.iterdir() if p.name.startswith(f".{name}{_TMP_TAG}") or p.name.startswith(f".{name}{_OLD_TAG}")]
+    except OSError:
+        return
+    for folder in candidates:
+        try:
+            record = json.loads((folder / OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or being created this instant: leave it
+        if isinstance(record, dict) and record.get("uid") == os.getuid() and not owner_alive(record):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- checks ------------------------------------------------------------------
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def check_output_dir(out: str | Path, inputs: Iterable[str | Path] = ()) -> Path:
+    """The resolved output folder, refused if writing it could destroy anything that is not a previous build."""
+    out = Path(out).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    if out == cwd or out in cwd.parents or out.parent == out or out == Path.home().resolve():
+        raise NeurocompileError(f"-o {out} is the current folder, the home folder or one of their parents; give a new folder for the build")
+    for inp in inputs:
+        if _is_within(Path(inp), out):
+            raise NeurocompileError(f"-o {out} contains the input {inp}; a build never replaces its own inputs: give another output folder")
+    for ancestor in [out, *out.parents]:
+        if ancestor.exists() and not ancestor.is_dir():
+            raise NeurocompileError(f"-o {out}: {ancestor} is a file, not a folder; give a folder path for the build")
+        if ancestor.exists():
+            break
+    if out.is_dir():
+        strangers = _files_not_in_manifest(out)
+        if strangers:
+            shown = ", ".join(strangers[:3]) + (f" and {len(strangers) - 3} more" if len(strangers) > 3 else "")
+            raise NeurocompileError(
+                f"-o {out} holds files a neurocompile build did not write ({shown}); give a new folder, or remove them"
+            )
+    return out
+
+
+def _files_not_in_manifest(folder: Path) -> list[str]:
+    present = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+    if not present:
+        return []
+    try:
+        listed = set(json.loads((folder / MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return [p for p in present if p != MANIFEST]
+    return [p for p in present if p not in listed and p != MANIFEST]
+
+
+def _writable_error(e: OSError, out: Path) -> NeurocompileError:
+    why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.ENOTDIR: "a parent is a file, not a folder",
+           errno.EDQUOT: "disk quota exceeded"}.get(e.errno or 0, e.strerror or str(e))
+    return NeurocompileError(f"cannot write the build to {out}: {why}; give a writable output folder with free space")
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
+# -- the build folder --------------------------------------------------------
+class BuildFolder:
+    """A hidden folder next to ``out`` that becomes ``out`` on :meth:`commit`.
+
+    Create it before any compute, so that an unwritable destination fails in a
+    second, not after minutes of simulation.
+    """
+
+    def __init__(self, out: str | Path, inputs: Iterable[str | Path] = ()) -> None:
+        self.out = check_output_dir(out, inputs)
+        parent = self.out.parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            _reclaim(parent, self.out.name)
+            self.path = parent / f".{self.out.name}{_TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}"
+            self.path.mkdir(mode=0o700)
+            (self.path / OWNER).write_text(json.dumps(owner_record()))
+        except OSError as e:
+            self.path = getattr(self, "path", None)
+            self.discard()
+            raise _writable_error(e, self.out) from None
+        self.files: list[str] = []
+
+    def file(self, name: str) -> Path:
+        """Where to write output ``name``; recorded in the manifest."""
+        self.files.append(name)
+        return self.path / name
+
+    def commit(self) -> None:
+        """Write the manifest and put the folder in place of ``out`` (a previous build is replaced whole)."""
+        try:
+            check_output_dir(self.out)  # nobody put a stranger's file there while we computed
+            (self.path / MANIFEST).write_text(json.dumps({"files": sorted(self.files)}, indent=1) + "\n")
+            (self.path / OWNER).unlink()
+            mode = _umask_mode()
+            os.chmod(self.path, mode)
+            for f in self.files:
+                os.chmod(self.path / f, mode & 0o666)
+            os.chmod(self.path / MANIFEST, mode & 0o666)
+            old = None
+            if self.out.exists():
+                old = self.out.with_name(f".{self.out.name}{_OLD_TAG}{os.getpid()}-{secrets.token_hex(4)}")
+                self.out.rename(old)
+                (old / OWNER).write_text(json.dumps(owner_record()))
+            self.path.rename(self.out)
+        except OSError as e:
+            self.discard()
+            raise _writable_error(e, self.out) from None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def discard(self) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+@contextmanager
+def build_folder(out: str | Path, inputs: Iterable[str | Path] = ()) -> Iterator[BuildFolder]:
+    """A :class:`BuildFolder` committed if the block succeeds and removed if it raises (or is interrupted)."""
+    folder = BuildFolder(out, inputs)
+    try:
+        yield folder
+    except BaseException:
+        folder.discard()
+        raise
+    folder.commit()
+
+
+# -- single-file artifacts ---------------------------------------------------
+def _is_network_artifact(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "network.json" in z.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def write_file_atomic(out: str | Path, write, inputs: Iterable[str | Path] = ()) -> Path:
+    """Call ``write(tmp_path)`` and rename the result to ``out``.
+
+    ``out`` may replace only a neurocompile network artifact that is not one of
+    ``inputs``: a model, data or any other file stays untouched.
+    """
+    out = Path(out).expanduser()
+    for inp in inputs:
+        if out.exists() and Path(inp).exists() and os.path.samefile(out, inp):
+            raise NeurocompileError(f"-o {out} is the input file; write the result to another file")
+    if out.is_dir():
+        raise NeurocompileError(f"-o {out} is a folder; give a file name such as {out / 'network.ncnet'}")
+    if out.exists() and not _is_network_artifact(out):
+        raise NeurocompileError(f"-o {out} exists and is not a neurocompile network artifact; give a new file name")
+    tmp = out.with_name(f".{out.name}{_TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.chmod(tmp, _umask_mode() & 0o666)
+        os.replace(tmp, out)
+    except OSError as e:
+        raise _writable_error(e, out) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
