@@ -37,6 +37,7 @@ class SimResult:
     spike_counts: dict[str, torch.Tensor]  # per spiking population, (B, n)
     spike_trains: dict[str, torch.Tensor] | None = None  # (B, P, n) bool when recorded
     state: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None  # final (u, v)
+    readouts_at: dict[int, torch.Tensor] | None = None  # step → v of the readout after that step
 
 
 def heaviside(x: torch.Tensor) -> torch.Tensor:
@@ -352,9 +353,17 @@ def simulate(
     record: bool = False,
     spike_fn: Callable[[torch.Tensor], torch.Tensor] = heaviside,
     dtype: torch.dtype = torch.float32,
+    readout_steps: tuple[int, ...] = (),
 ) -> SimResult:
-    """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py)."""
+    """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py).
+
+    ``readout_steps``: steps after which the readout's ``v`` is also kept. A run
+    of ``T`` time steps is a prefix of a longer one (same input on every step,
+    rate frames drawn in step order), so one long run gives the readout of every
+    shorter ``T'`` at step ``T' + depth - 1``: an accuracy-vs-T sweep costs one run.
+    """
     B, P, _ = frames.shape
+    readouts_at: dict[int, torch.Tensor] = {}
     # direct input repeats one frame (encode() makes it a stride-0 view): its projections need
     # computing once per sample, not every step
     static_input = frames.stride(1) == 0 or bool((frames == frames[:, :1]).all())
@@ -386,6 +395,8 @@ def simulate(
         for syn in synapses:
             if not (static_input and t > 0 and syn.proj.source == net.input):
                 syn.accept(out[syn.proj.source])
+        if t in readout_steps:
+            readouts_at[t] = neurons[net.output].state()[1].clone()
     # integers stay in the dtype they were computed in (int32 on the fast path: exact, and a
     # widening copy of every state took 10 % of a CNN run)
     state = _States(neurons)
@@ -394,4 +405,5 @@ def simulate(
         spike_counts={k: c.to(torch.int32) if c.dtype == torch.int8 else c for k, c in counts.items()},
         spike_trains={k: torch.stack(v, 1) for k, v in trains.items()} if record else None,
         state=state,
+        readouts_at=readouts_at,
     )

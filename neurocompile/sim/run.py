@@ -73,3 +73,33 @@ def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, prog
             events.append((frames[:, :-1] != 0).sum((1, 2)).numpy())  # frame t arrives at step t + 1: the last is never delivered
             bar.update(len(frames))
     return Evaluation(np.concatenate(logits), {k: np.concatenate(v) for k, v in counts.items()}, np.concatenate(events))
+
+
+@torch.no_grad()
+def accuracy_vs_timesteps(net: Network, x: np.ndarray, y: np.ndarray, timesteps: tuple[int, ...], mode: str = "float",
+                          batch_size: int = 256, progress: str | None = None) -> dict[int, float]:
+    """Accuracy at each T in ``timesteps`` from one run at the longest (a shorter run is a prefix: see ``simulate``).
+
+    Identical to running each T on its own (tests/test_sweep.py holds it to that), at the cost of one run.
+    """
+    from tqdm import tqdm
+
+    if not timesteps:
+        return {}
+    fixed = mode == "fixed"
+    longest = net.replace(meta={**net.meta, "timesteps": max(timesteps)})
+    depth = net.depth()
+    steps = {T: T + depth - 1 for T in timesteps}
+    batch_size = batch_for(longest, batch_size)
+    correct = dict.fromkeys(timesteps, 0)
+    with tqdm(total=len(x), desc=f"  {progress}", unit="sample", file=sys.stderr, leave=False, disable=not progress,
+              mininterval=0.5) as bar:
+        for start in range(0, len(x), batch_size):
+            frames = frames_for(longest, x[start : start + batch_size], fixed, first_index=start)
+            r = simulate(longest, frames, mode, readout_steps=tuple(steps.values()))
+            for T, step in steps.items():
+                at_T = net.replace(meta={**net.meta, "timesteps": T})
+                logits = decode(at_T, r.readouts_at[step].numpy(), fixed)
+                correct[T] += int((logits.argmax(1) == np.asarray(y[start : start + batch_size])).sum())
+            bar.update(len(frames))
+    return {T: correct[T] / len(x) for T in timesteps}
