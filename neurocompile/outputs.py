@@ -27,44 +27,12 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import NeurocompileError
+from .owners import owner_alive, read_owner, write_owner
 
 MANIFEST = ".neurocompile-manifest.json"
 OWNER = ".neurocompile-owner"
 _TMP_TAG = ".nc-tmp-"
 _OLD_TAG = ".nc-old-"
-
-
-# -- who owns a temporary folder ---------------------------------------------
-def process_start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot), or None if it is not running.
-
-    A pid alone can be reused by an unrelated process after the owner died;
-    pid + start time names one process for the machine's uptime.
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return None if fields[0] in ("Z", "X") else fields[19]
-    except (OSError, IndexError):
-        if not os.path.isdir("/proc"):  # no procfs (macOS): fall back to the pid alone
-            try:
-                os.kill(pid, 0)
-                return "?"
-            except ProcessLookupError:
-                return None
-            except PermissionError:
-                return "?"
-        return None
-
-
-def owner_record() -> dict:
-    pid = os.getpid()
-    return {"pid": pid, "start": process_start_time(pid), "uid": os.getuid()}
-
-
-def owner_alive(record: dict) -> bool:
-    start = process_start_time(int(record.get("pid", -1)))
-    return start is not None and (start == "?" or start == record.get("start"))
 
 
 def _reclaim(parent: Path, name: str) -> None:
@@ -74,11 +42,12 @@ def _reclaim(parent: Path, name: str) -> None:
     except OSError:
         return
     for folder in candidates:
+        record = read_owner(folder / OWNER)  # None: not ours, or being created this instant -- leave it
         try:
-            record = json.loads((folder / OWNER).read_text())
-        except (OSError, ValueError):
-            continue  # not ours, or being created this instant: leave it
-        if isinstance(record, dict) and record.get("uid") == os.getuid() and not owner_alive(record):
+            mine = folder.stat().st_uid == os.getuid() and not folder.is_symlink()
+        except OSError:
+            continue
+        if record is not None and mine and not owner_alive(record):
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -155,7 +124,7 @@ class BuildFolder:
             _reclaim(parent, self.out.name)
             self.path = parent / f".{self.out.name}{_TMP_TAG}{os.getpid()}-{secrets.token_hex(4)}"
             self.path.mkdir(mode=0o700)
-            (self.path / OWNER).write_text(json.dumps(owner_record()))
+            write_owner(self.path / OWNER)
         except OSError as e:
             self.path = getattr(self, "path", None)
             self.discard()
@@ -182,7 +151,7 @@ class BuildFolder:
             if self.out.exists():
                 old = self.out.with_name(f".{self.out.name}{_OLD_TAG}{os.getpid()}-{secrets.token_hex(4)}")
                 self.out.rename(old)
-                (old / OWNER).write_text(json.dumps(owner_record()))
+                write_owner(old / OWNER)
             self.path.rename(self.out)
         except OSError as e:
             self.discard()

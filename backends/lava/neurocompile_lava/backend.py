@@ -2,8 +2,9 @@
 
 The caller's process never imports Lava: it validates the network
 (:mod:`neurocompile_lava.plan`), writes it with the frames into a temporary
-job directory and lets :mod:`neurocompile_lava.runner` supervise one worker
-subprocess, which runs every sample in one Lava network and one
+job directory (:func:`neurocompile_lava.runner.job_directory`, which also
+reclaims what killed runs left) and lets :mod:`neurocompile_lava.runner`
+supervise one worker subprocess, which runs every sample in one Lava network and one
 ``run(RunSteps(samples · P))``. Results come back as ``.npy`` files the
 process models saved themselves (``Var.get()`` reads ~26 k values/s).
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -24,7 +24,7 @@ from neurocompile.backends import RunResult
 from neurocompile.errors import NeurocompileError
 from neurocompile_lava.plan import LoweringPlan, Precision, plan_lowering
 from neurocompile_lava.records import record_path
-from neurocompile_lava.runner import run_worker
+from neurocompile_lava.runner import job_directory, run_worker
 
 LAVA_LOIHI_MODULE = "lava.utils.loihi2_profiler"  # what lava.utils.loihi.is_installed() probes for lava-loihi
 
@@ -106,8 +106,7 @@ class LavaBackend:
         frames = np.asarray(frames)
         plan = plan_lowering(net, frames)  # reject bad input here, before any subprocess
         limit = default_timeout_s(plan) if timeout_s is None else float(timeout_s)
-        with tempfile.TemporaryDirectory(prefix="neurocompile-lava-") as tmp:
-            job = Path(tmp)
+        with job_directory() as job:  # removed on the way out, by the worker if we die, else by the next run
             ir.save(net, job / "network.zip")
             np.save(job / "frames.npy", frames.astype(np.int64), allow_pickle=False)
             spec = {"precision": self.precision, "hardware": self.hardware, "record_trains": record, "fault": fault}

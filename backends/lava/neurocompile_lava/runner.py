@@ -9,39 +9,153 @@ it forks share one process group; when it ends -- normally, by error or by
 the wall-clock limit -- the group gets SIGTERM, SIGKILL after a grace period,
 and shared-memory segments that appeared meanwhile and that no live process
 maps any more are unlinked.
+
+The supervising process itself may die without running any ``finally:``
+(SIGKILL, or SIGTERM/SIGHUP with the default action). Three things keep that
+from leaking a busy worker group, a job folder of up to a few hundred MB and
+``psm_*`` segments:
+
+* the worker dies with its parent: it gets ``PR_SET_PDEATHSIG`` and watches
+  its parent pid, and when the parent is gone it kills its own group, unlinks
+  the segments of its run and removes the job folder (see
+  :mod:`neurocompile_lava.worker`);
+* every job folder (:func:`job_directory`) names its owner (pid, start time,
+  boot id), and each new run removes ``neurocompile-lava-*`` folders of ours
+  whose owner is dead -- what is left if the worker died with the parent;
+* each new run unlinks our ``psm_*`` segments that no live process maps and
+  that are older than a few seconds (:func:`reclaim_stale_segments`).
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from neurocompile.errors import NeurocompileError
+from neurocompile.owners import owner_alive, read_owner, write_owner
 
 SHM_GLOB = "/dev/shm/psm_*"  # multiprocessing.shared_memory's default name prefix
 GRACE_S = 2.0
+JOB_PREFIX = "neurocompile-lava-"
+OWNER_FILE = "owner.json"
+STALE_SEGMENT_AGE_S = 5.0  # an unmapped segment younger than this may be being created right now
 
 
 def shm_segments() -> set[str]:
     return set(glob.glob(SHM_GLOB))
 
 
-def mapped_segments() -> set[str]:
-    """Shared-memory files some live process still maps (so they belong to someone)."""
+def _maps_of(pid: int | str) -> set[str]:
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            return {line.split(None, 5)[5].strip() for line in f if "/dev/shm/psm_" in line}
+    except (OSError, IndexError):  # gone, or not ours to read
+        return set()
+
+
+def mapped_segments(exclude: Iterable[int] = ()) -> set[str]:
+    """Shared-memory files some live process (other than ``exclude``) still maps (so they belong to someone)."""
+    skip = {str(pid) for pid in exclude}
     mapped: set[str] = set()
     for maps in glob.glob("/proc/[0-9]*/maps"):
-        try:
-            with open(maps) as f:
-                mapped.update(line.split(None, 5)[5].strip() for line in f if "/dev/shm/psm_" in line)
-        except (OSError, IndexError):
-            continue
+        pid = maps.split("/")[2]
+        if pid not in skip:
+            mapped |= _maps_of(pid)
     return mapped
+
+
+def segments_mapped_by(pids: Iterable[int]) -> set[str]:
+    """Shared-memory files mapped by ``pids`` (e.g. a worker's group: those segments are its run's)."""
+    found: set[str] = set()
+    for pid in pids:
+        found |= _maps_of(pid)
+    return found
+
+
+def reclaim_stale_segments(min_age_s: float = STALE_SEGMENT_AGE_S) -> list[str]:
+    """Unlink our uid's ``psm_*`` segments that no live process maps and that are older than ``min_age_s``.
+
+    What a run killed together with its supervisor leaves (nothing is left to
+    unlink them). A segment that no process maps has been closed by all its
+    users; Lava keeps its segments mapped while it uses them, so we treat it as
+    garbage (another program of our uid that closes a ``psm_*`` segment and
+    re-attaches it by name seconds later would lose it). The age
+    margin (by mtime, which creation and ``ftruncate`` set) spares one that
+    another process is creating right now, between ``shm_open`` and ``mmap``.
+    Other users' segments are left alone.
+    """
+    now, uid = time.time(), os.getuid()
+    candidates = []
+    for path in shm_segments():
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if st.st_uid == uid and now - st.st_mtime >= min_age_s:
+            candidates.append(path)
+    if not candidates:
+        return []
+    in_use = mapped_segments()
+    removed = []
+    for path in sorted(set(candidates) - in_use):
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def reclaim_stale_job_dirs(tmp: Optional[str] = None) -> list[Path]:
+    """Remove our uid's ``neurocompile-lava-*`` folders in the temp dir whose owner process is dead.
+
+    Left when a supervising process was SIGKILLed before its ``finally:``
+    and its worker could not clean up either. Folders without a readable owner
+    record are kept: a concurrent run writes its record right after creating
+    the folder, and we cannot tell whose a folder without one is.
+    """
+    removed = []
+    uid = os.getuid()
+    for path in glob.glob(os.path.join(tmp or tempfile.gettempdir(), JOB_PREFIX + "*")):
+        job = Path(path)
+        try:
+            if job.is_symlink() or not job.is_dir() or job.stat().st_uid != uid:
+                continue
+        except OSError:
+            continue
+        owner = read_owner(job / OWNER_FILE)
+        if owner is None or owner_alive(owner):
+            continue
+        shutil.rmtree(job, ignore_errors=True)
+        removed.append(job)
+    return removed
+
+
+@contextlib.contextmanager
+def job_directory() -> Iterator[Path]:
+    """A fresh job folder owned by this process; removed on exit. Reclaims what dead runs left first.
+
+    Like ``tempfile.TemporaryDirectory`` plus an owner record (``owner.json``)
+    that lets later runs -- and this run's worker, should this process die --
+    tell it is garbage once this process is gone.
+    """
+    reclaim_stale_job_dirs()
+    reclaim_stale_segments()
+    job = Path(tempfile.mkdtemp(prefix=JOB_PREFIX))
+    try:
+        write_owner(job / OWNER_FILE)
+        yield job
+    finally:
+        shutil.rmtree(job, ignore_errors=True)
 
 
 def remove_leaked_segments(before: set[str]) -> list[str]:
@@ -124,22 +238,29 @@ def _last_line(path: Path) -> str:
 
 
 def run_worker(job_dir: Path, timeout_s: float, on_start: Optional[Callable[[int], None]] = None) -> dict:
-    """Run ``python -m neurocompile_lava.worker job_dir`` under a wall-clock limit.
+    """Run ``python -m neurocompile_lava.worker job_dir our_pid`` under a wall-clock limit.
 
     Returns the worker's ``result.json``. Raises :class:`NeurocompileError`
     with a one-line cause on timeout or failure. ``on_start`` receives the
     worker's pid (= its process group id), e.g. for tests that check cleanup.
+    Any exception here -- KeyboardInterrupt, or SystemExit from a SIGTERM or
+    SIGHUP handler -- stops the group and unlinks its segments on the way
+    out; if this process dies without unwinding, the worker cleans up after
+    itself (it is given our pid to watch).
     """
     before = shm_segments()
     log = job_dir / "worker.log"
-    with open(log, "wb") as out:
+    out = open(log, "wb")
+    try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "neurocompile_lava.worker", str(job_dir)],
+            [sys.executable, "-m", "neurocompile_lava.worker", str(job_dir), str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    finally:
+        out.close()
     timed_out = False
     try:
         if on_start is not None:

@@ -1,4 +1,4 @@
-"""One Lava simulation, run as ``python -m neurocompile_lava.worker JOB_DIR`` by :mod:`neurocompile_lava.runner`.
+"""One Lava simulation, run as ``python -m neurocompile_lava.worker JOB_DIR PARENT_PID`` by :mod:`neurocompile_lava.runner`.
 
 The job directory holds ``job.json`` (options), ``network.zip``
 (``neurocompile.ir.save``) and ``frames.npy``; the PeriodicLIF models write
@@ -15,12 +15,33 @@ process group, reap them and leave with ``os._exit``; the supervising runner
 then makes sure the group is gone and removes leaked ``/dev/shm/psm_*``
 segments. A watcher thread polls the actors for exceptions so that the
 hanging case fails fast instead of waiting for the wall-clock limit.
+
+Why the worker dies with its parent: the runner runs it in a new session so
+that one ``killpg`` reaches every Lava actor, which also means nothing stops
+it when the runner's process is killed before its ``finally:`` runs (SIGKILL,
+or SIGTERM/SIGHUP with the default action): the simulation would run on for
+minutes, holding its job folder and ``psm_*`` segments. So the worker asks
+for SIGHUP when its parent dies (``PR_SET_PDEATHSIG``, Linux), checks right
+after that the parent is still the ``PARENT_PID`` it was given (it may have
+died before), and a thread polls ``getppid()`` (which changes when we are
+re-parented; the portable, pid-reuse-proof backstop). Either way it then
+ends as on the runner's SIGTERM, but does the runner's part too: it SIGKILLs
+what is left of its group, unlinks the segments of its run and removes the
+job folder (if the folder's owner record names that parent).
+
+Why SIGHUP and not SIGTERM: the kernel sends the death signal when the
+parent *thread* that forked us exits, which for a killed multi-threaded
+parent can be before the whole process is gone and ``getppid()`` changes;
+a signal of its own tells that case apart from the runner's SIGTERM, after
+which the runner (alive) cleans up itself. In a new session the worker has no
+terminal, so no other SIGHUP is expected.
 """
 from __future__ import annotations
 
 import ctypes
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -31,12 +52,16 @@ from typing import Any, NoReturn
 
 from neurocompile.errors import NeurocompileError
 from neurocompile_lava import compat
-from neurocompile_lava.runner import GRACE_S, group_members
+from neurocompile.owners import read_owner
+from neurocompile_lava.runner import GRACE_S, OWNER_FILE, group_members, mapped_segments, segments_mapped_by, shm_segments
 
 compat.install()
 
 POLL_S = 0.05
+PARENT_POLL_S = 0.1
 REAP_S = GRACE_S - 0.5  # finish reaping before the runner escalates to SIGKILL
+KILL_S = 5.0  # orphaned: how long to keep SIGKILLing group members that appear (a fork in flight)
+PR_SET_PDEATHSIG = 1
 
 
 def _become_subreaper() -> None:
@@ -59,10 +84,10 @@ def _release_resource_tracker() -> None:
     The tracker (a child of this worker, started for Lava's shared memory)
     ignores SIGTERM and only exits -- unlinking any segment still registered --
     once every holder of that pipe has closed it; while we hold it, it could
-    not be reaped here.
+    not be reaped here. Not imported here: this may run in a signal handler
+    in the middle of an import, and no module means no tracker.
     """
-    from multiprocessing import resource_tracker
-
+    resource_tracker = sys.modules.get("multiprocessing.resource_tracker")
     tracker = getattr(resource_tracker, "_resource_tracker", None)
     fd = getattr(tracker, "_fd", None)
     if fd is not None:
@@ -71,6 +96,27 @@ def _release_resource_tracker() -> None:
         except OSError:
             pass
         tracker._fd = None
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel for SIGHUP when our parent dies (Linux ``PR_SET_PDEATHSIG``); elsewhere the parent watcher alone.
+
+    The signal is tied to the parent *thread* that forked us; the runner's
+    thread waits for the worker while it lives, so only the death of the
+    parent process can end that thread first.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGHUP, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
+def _watch_parent(finish: "_Exit") -> None:
+    """Backstop for ``PR_SET_PDEATHSIG`` (non-Linux, or a main thread that cannot run the Python handler)."""
+    while not finish.orphaned():
+        time.sleep(PARENT_POLL_S)
+    finish(128 + signal.SIGHUP)
 
 
 def _reap_descendants(deadline_s: float) -> None:
@@ -91,40 +137,91 @@ class _Exit:
     ``os._exit`` skips interpreter shutdown, which hangs while Lava actors are
     alive (LAVA.md). Group members are signalled one by one (not ``killpg``)
     so the worker never signals itself, whichever thread gets here first.
+    When the parent (the supervising runner) is gone, it also does what the
+    runner would have done: SIGKILL, unlink segments, remove the job folder.
     """
 
-    def __init__(self, job_dir: Path) -> None:
+    def __init__(self, job_dir: Path, parent: int) -> None:
         self.job_dir = job_dir
+        self.parent = parent
         self.pid = os.getpid()
-        self._lock = threading.RLock()  # re-entrant: SIGTERM may arrive while the main thread is in here
+        self.segments_before = shm_segments()
+        self.parent_died = False  # set by the death signal, which can come before getppid() changes
+        self._exiting = False
+        self._lock = threading.RLock()  # re-entrant: a signal may arrive while the main thread is in here
+
+    def orphaned(self) -> bool:
+        """Our parent is gone: its death signal came, or we have been re-parented (to init or a subreaper)."""
+        return self.parent_died or os.getppid() != self.parent
+
+    def _others(self) -> list[int]:
+        return [pid for pid in group_members(self.pid) if pid != self.pid]
+
+    def _signal_others(self, sig: int) -> None:
+        for pid in self._others():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def __call__(self, code: int, cause: str | None = None, detail: str = "") -> NoReturn:
         with self._lock:
-            if cause is not None:
-                tmp = self.job_dir / "error.json.tmp"
-                tmp.write_text(json.dumps({"cause": " ".join(cause.split()), "detail": detail}))
-                os.replace(tmp, self.job_dir / "error.json")
-                sys.stderr.write(detail + "\n" + cause + "\n")
-            for pid in group_members(os.getpid()):
-                if pid != os.getpid():
-                    try:
-                        os.kill(pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
-            _release_resource_tracker()
-            _reap_descendants(REAP_S)
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+            self._exiting = True
+            try:
+                if cause is not None:
+                    tmp = self.job_dir / "error.json.tmp"
+                    tmp.write_text(json.dumps({"cause": " ".join(cause.split()), "detail": detail}))
+                    os.replace(tmp, self.job_dir / "error.json")
+                    sys.stderr.write(detail + "\n" + cause + "\n")
+                ours = segments_mapped_by(group_members(self.pid)) | (shm_segments() - self.segments_before)  # before anyone unmaps them
+                self._signal_others(signal.SIGTERM)
+                _release_resource_tracker()
+                _reap_descendants(REAP_S)
+                if self.orphaned():
+                    self._clean_up_for_parent(ours)
+            finally:  # whatever failed above, never return into Lava (what is left, the next run reclaims)
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+
+    def _clean_up_for_parent(self, ours: set[str]) -> None:
+        """The dead runner's part of the cleanup: kill the rest of the group, unlink our segments, remove the job folder."""
+        end = time.monotonic() + KILL_S
+        while self._others() and time.monotonic() < end:  # repeated: the main thread may be forking an actor right now
+            self._signal_others(signal.SIGKILL)
+            _reap_descendants(0.2)
+        ours |= shm_segments() - self.segments_before
+        for path in sorted(ours - mapped_segments(exclude=[self.pid])):  # we still map them until os._exit
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        owner = read_owner(self.job_dir / OWNER_FILE)
+        if owner is not None and owner.get("pid") == self.parent:  # only a folder our runner made for us
+            shutil.rmtree(self.job_dir, ignore_errors=True)
 
     def fail(self, cause: str, detail: str = "") -> NoReturn:
         self(1, cause, detail)
 
-    def on_sigterm(self, signum, frame) -> NoReturn:
-        """The runner's wall-clock limit. Forked actors inherit this handler: they just exit."""
+    def on_sigterm(self, signum, frame) -> None:
+        """The runner's wall-clock limit. Forked actors inherit this handler: they just exit.
+
+        If the worker is already on its way out, that one exit goes on.
+        """
         if os.getpid() != self.pid:
             os._exit(128 + signum)
-        self(128 + signum)
+        if not self._exiting:
+            self(128 + signum)
+
+    def on_parent_death(self, signum, frame) -> None:
+        """``PR_SET_PDEATHSIG``: the parent is dying (maybe not yet re-parented us). Also inherited by actors."""
+        if os.getpid() != self.pid:
+            os._exit(128 + signum)
+        self.parent_died = True  # an exit under way sees it at its orphaned() check
+        if not self._exiting:
+            self(128 + signum)
 
 
 def _describe(exc: BaseException) -> str:
@@ -212,13 +309,18 @@ def run_job(job_dir: Path, fail) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m neurocompile_lava.worker JOB_DIR\n")
+    if len(argv) != 2 or not argv[1].isdigit():
+        sys.stderr.write("usage: python -m neurocompile_lava.worker JOB_DIR PARENT_PID\n")
         return 2
     job_dir = Path(argv[0])
-    finish = _Exit(job_dir)
+    finish = _Exit(job_dir, int(argv[1]))
     _become_subreaper()
     signal.signal(signal.SIGTERM, finish.on_sigterm)
+    signal.signal(signal.SIGHUP, finish.on_parent_death)
+    _die_with_parent()
+    if finish.orphaned():  # the parent died before PR_SET_PDEATHSIG took effect
+        finish(128 + signal.SIGHUP)
+    threading.Thread(target=_watch_parent, args=(finish,), daemon=True).start()
     try:
         timings = run_job(job_dir, finish.fail)
     except Exception as exc:  # noqa: BLE001 -- build-time errors (before any actor exists)
@@ -231,4 +333,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(main(sys.argv[1:]))
