@@ -288,3 +288,39 @@ def test_builds_are_byte_identical_and_an_upper_case_npz_is_recorded_absolutely(
     monkeypatch.chdir("/")
     capsys.readouterr()
     assert main(["run", str(a), "--samples", "3", "--json"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_killing_the_cli_during_the_lava_stage_leaves_no_process_folder_or_segment(tmp_path, trained_mlp, sig):
+    pytest.importorskip("lava")
+    psutil = pytest.importorskip("psutil")
+    import tempfile
+
+    from neurocompile_lava.runner import JOB_PREFIX, mapped_segments, shm_segments
+
+    jobs_before = set(Path(tempfile.gettempdir()).glob(JOB_PREFIX + "*"))
+    shm_before = shm_segments()
+    out = tmp_path / "b"
+    proc = subprocess.Popen([EXE, "build", trained_mlp[0], "-o", str(out), "--backend", "lava", "--lava-samples", "300",
+                             "--sweep", "", "-T", "16"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def lava_job():
+        return [j for j in Path(tempfile.gettempdir()).glob(JOB_PREFIX + "*") if j not in jobs_before]
+
+    def workers():
+        return [p for p in psutil.process_iter(["cmdline"]) if any(str(j) in " ".join(p.info["cmdline"] or []) for j in jobs)]
+
+    try:
+        assert _wait_for(lambda: lava_job() and shm_segments() - shm_before, timeout=120), "the Lava stage never started"
+        jobs = lava_job()
+        assert workers()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+        assert _wait_for(lambda: not workers() and not lava_job(), timeout=15), "worker processes or job folder left"
+        assert _wait_for(lambda: not (shm_segments() - shm_before - mapped_segments()), timeout=10), "segments left"
+        assert not out.exists()
+        if sig != signal.SIGKILL:
+            assert siblings(out) == [] and "Traceback" not in proc.stderr.read()
+    finally:
+        proc.kill()
