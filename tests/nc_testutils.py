@@ -26,3 +26,72 @@ def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
             m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
             m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
     return module.eval()
+
+
+# -- hostile files (tests/test_safe_loading.py, tests/test_fuzz_loaders.py) ------
+import io  # noqa: E402
+import os  # noqa: E402
+import zipfile  # noqa: E402
+
+
+class _Evil:
+    """Pickles to a call of os.system / exec that creates ``marker``: proof of code execution."""
+
+    def __init__(self, marker, via: str = "system"):
+        self.marker, self.via = str(marker), via
+
+    def __reduce__(self):
+        if self.via == "exec":
+            import builtins
+
+            return (builtins.exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+def evil_pickle(marker, via: str = "system") -> bytes:
+    """A plain pickle that runs code (creates ``marker``) when unpickled."""
+    import pickle
+
+    return pickle.dumps(_Evil(marker, via), protocol=2)
+
+
+def evil_torch_save(marker, via: str = "system") -> bytes:
+    """A ``torch.save`` archive whose data.pkl runs code (creates ``marker``) when loaded with weights_only=False."""
+    buf = io.BytesIO()
+    torch.save(_Evil(marker, via), buf)
+    return buf.getvalue()
+
+
+def read_zip(data: bytes) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return [(n, z.read(n)) for n in z.namelist()]
+
+
+def write_zip(members, compression=zipfile.ZIP_STORED) -> bytes:
+    """A zip of (name, bytes) members in order; duplicate names are allowed (hostile archives use them)."""
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name"
+        with zipfile.ZipFile(buf, "w", compression) as z:
+            for name, data in members:
+                z.writestr(name, data)
+    return buf.getvalue()
+
+
+def pt2_bytes(module: nn.Module, shape, batch: int = 1, dynamic: bool = False) -> bytes:
+    kw = {"dynamic_shapes": ({0: torch.export.Dim("batch")},)} if dynamic else {}
+    ep = torch.export.export(module.eval(), (torch.zeros(batch, *shape),), **kw)
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)
+    return buf.getvalue()
+
+
+def edit_archive(data: bytes, edit) -> bytes:
+    """Rewrite a torch zip archive: ``edit`` gets {name inside the top folder: bytes} and may change it."""
+    members = read_zip(data)
+    root = members[0][0].split("/", 1)[0]
+    d = {n.split("/", 1)[1]: b for n, b in members}
+    edit(d)
+    return write_zip([(f"{root}/{n}", b) for n, b in d.items()])

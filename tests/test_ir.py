@@ -43,7 +43,7 @@ def test_sparse_weights_round_trip(tmp_path):
     net = _net(tmp_path)
     pr = net.projections[1]
     assert pr.kind in ("sparse", "dense")
-    m = sp.random(8, 32, density=0.2, format="csr", random_state=0)
+    m = sp.random(*pr.matrix().shape, density=0.2, format="csr", random_state=0)
     net = net.replace(projections=(net.projections[0], ir.Projection("s", pr.source, pr.target, "sparse", m), *net.projections[2:]))
     ir.save(net, tmp_path / "n.ncnet")
     assert abs(ir.load(tmp_path / "n.ncnet").projections[1].weight - m).max() == 0

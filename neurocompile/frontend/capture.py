@@ -30,6 +30,7 @@ aten = torch.ops.aten
 class Conv:
     kernel: np.ndarray
     spec: ConvSpec
+    learned: bool = True  # False for average pooling (a fixed kernel, not a model weight)
 
     def matrix(self) -> sp.csr_matrix:
         return conv_matrix(self.kernel, self.spec)
@@ -104,6 +105,17 @@ class _Capture:
         sig = ep.graph_signature
         self.params = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **getattr(sig, "inputs_to_lifted_tensor_constants", {})}
         self.user_inputs = list(sig.user_inputs)
+        self.weighted: dict[str, bool] = {"input": False}  # population -> depends on a model weight
+
+    def check_weights(self) -> None:
+        """Refuse non-finite parameters and buffers before any compute (fp16/bf16/fp64 are fine: cast later)."""
+        named = list(self.ep.state_dict.items()) + [(k, v) for k, v in self.ep.constants.items() if isinstance(v, torch.Tensor)]
+        for name, t in named:
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+                layer = name.rsplit(".", 1)[0] if "." in name else name
+                raise NeurocompileError(
+                    f"model weights contain NaN/Inf in layer {layer!r} ({name}); fix or retrain the model and export it again"
+                )
 
     # -- helpers ---------------------------------------------------------
     def tensor(self, name: str) -> np.ndarray:
@@ -116,7 +128,12 @@ class _Capture:
             return self.env[arg.name]
         return arg
 
+    @staticmethod
+    def _learned(op: LinOp) -> bool:
+        return not (isinstance(op, Conv) and not op.learned)
+
     def new_population(self, name: str, a: Affine, kind: str) -> Affine:
+        self.weighted[name] = any(self.weighted.get(t.source, False) or any(self._learned(op) for op in t.chain) for t in a.terms)
         by_source: dict[str, list[Term]] = {}
         for t in a.terms:
             by_source.setdefault(t.source, []).append(t)
@@ -154,6 +171,7 @@ class _Capture:
 
     # -- ops ---------------------------------------------------------------
     def run(self) -> Network:
+        self.check_weights()
         for node in self.ep.graph.nodes:
             if node.op == "placeholder":
                 if node.name in self.user_inputs:
@@ -174,6 +192,11 @@ class _Capture:
                 if len(out.shape) != 1:
                     raise NeurocompileError(f"the model output has shape {out.shape}; a flat vector of class scores is expected")
                 self.new_population("output", out, "readout")
+                if not self.weighted["output"]:
+                    raise NeurocompileError(
+                        "the model has no layers with weights (its output is its input passed through "
+                        "reshape/pool/relu only); a network needs at least one Linear or Conv2d layer"
+                    )
                 continue
             if node.op != "call_function":
                 self.refuse(node)
@@ -227,7 +250,7 @@ class _Capture:
             pad = pad if len(pad) == 2 else pad * 2
             if pad != (0, 0) or (len(node.args) > 4 and node.args[4]):
                 self.refuse(node, "only avg_pool2d without padding or ceil_mode")
-            return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0])
+            return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0], learned=False)
         if t in (aten.flatten.using_ints, aten.view.default, aten.reshape.default, aten._unsafe_view.default):
             val = node.meta["val"].shape
             if len(val) < 1 or str(val[0]) != str(self.batch) or int(np.prod([int(s) for s in val[1:]])) != int(np.prod(x.shape)):
@@ -264,16 +287,29 @@ class _Capture:
         return self.conv_op(x, w, b, stride, padding, groups)
 
     @staticmethod
-    def conv_op(x: Affine, w: np.ndarray, b, stride, padding, groups) -> Affine:
+    def conv_op(x: Affine, w: np.ndarray, b, stride, padding, groups, learned: bool = True) -> Affine:
         c, h, wd = x.shape
         ho, wo = conv_output_hw(h, wd, w.shape[2:], stride, padding)
         out_shape = (w.shape[0], ho, wo)
         spec = ConvSpec(in_shape=(c, h, wd), out_shape=out_shape, stride=stride, padding=padding, groups=groups)
         wt = torch.from_numpy(w)
         bt = torch.from_numpy(b) if b is not None else None
-        return x.map(Conv(w, spec), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
+        return x.map(Conv(w, spec, learned), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
 
 
 def capture(ep: torch.export.ExportedProgram) -> Network:
-    """The IR of an exported ANN (float weights, thresholds not yet set)."""
-    return _Capture(ep).run()
+    """The IR of an exported ANN (float weights, thresholds not yet set).
+
+    Every refusal is a one-line NeurocompileError; so is a program whose structure is
+    damaged in a way no op handler anticipated (e.g. a placeholder without metadata).
+    """
+    try:
+        return _Capture(ep).run()
+    except NeurocompileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a malformed program, reported on one line
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise NeurocompileError(
+            f"the exported program could not be mapped onto the network IR ({type(e).__name__}: {msg[:160]}); "
+            f"supported: {SUPPORTED}"
+        ) from None
