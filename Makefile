@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP)
+	$(BIN)/lint-imports --no-cache  # the import layering (contracts in pyproject.toml)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

@@ -273,17 +273,18 @@ def main(argv: list[str] | None = None) -> int:
     except NeurocompileError as e:
         _print_error(str(e), debug)
         return 2
-    except click.exceptions.Abort:
-        _print_error("aborted", debug)
-        return 130
-    except KeyboardInterrupt:
-        _print_error("interrupted; nothing was written", debug)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _print_error("stopped by SIGINT; nothing was written", debug)
         return 130
     except Terminated as e:
         _print_error(f"stopped by {signal.Signals(e.signum).name}; nothing was written", debug)
         return 128 + e.signum
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx is not None else "neurocompile"
+        _print_error(f"{e.format_message()} (see `{where} --help`)", debug)
+        return 2
     except click.ClickException as e:
-        e.show()
+        _print_error(e.format_message(), debug)
         return e.exit_code
     except MemoryError:
         _print_error("out of memory; try fewer time steps (-T) or a smaller data set", debug)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurocompile.cache import cache_dir
 from neurocompile.errors import NeurocompileError
 from neurocompile.files import check_input_file, open_zip, read_input_file, read_npy_member
 
@@ -103,12 +104,6 @@ def shape_for_model(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
             f"the model's input shape {input_shape} ({_count(input_shape)} values)"
         )
     return x.reshape((x.shape[0], *input_shape))
-
-
-def cache_dir() -> Path:
-    """Where downloaded data sets are cached: ``$NEUROCOMPILE_CACHE`` or ~/.cache/neurocompile."""
-    env = os.environ.get("NEUROCOMPILE_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "neurocompile"
 
 
 # --------------------------------------------------------------------------- built-ins

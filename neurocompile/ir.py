@@ -39,6 +39,9 @@ from .errors import NeurocompileError
 from .files import _first_line, open_zip, read_input_file, read_npy_member
 
 IR_VERSION = 1
+MAX_TIMESTEPS = 4096
+"""Time steps per sample at most: one period's frames and state must fit in memory, and rate-coded
+conversion reaches the ANN's accuracy long before (the accuracy-vs-T sweep in every report shows it)."""
 
 PopulationKind = Literal["input", "spiking", "readout"]
 ProjectionKind = Literal["dense", "sparse", "conv"]
@@ -115,7 +118,7 @@ class Projection:
         if w is None:
             raise NeurocompileError(f"projection {self.name!r} is not quantised yet")
         if self.kind == "conv":
-            from .frontend.linear_maps import conv_matrix
+            from .ir_geometry import conv_matrix
 
             return conv_matrix(np.asarray(w), self.conv)
         return sp.csr_matrix(w)
@@ -418,7 +421,7 @@ def _check_conv(pr: Projection, w: np.ndarray, where: str, shapes: dict[str, tup
 def _check_meta(meta: Any) -> None:
     if not isinstance(meta, dict):
         raise _Corrupt(f"meta must be an object, got {type(meta).__name__}")
-    for key, ok in (("timesteps", lambda v: _is_int(v) and v > 0), ("seed", lambda v: _is_int(v) and 0 <= v < 2**32),
+    for key, ok in (("timesteps", lambda v: _is_int(v) and 0 < v <= MAX_TIMESTEPS), ("seed", lambda v: _is_int(v) and 0 <= v < 2**32),
                     ("encoding", lambda v: isinstance(v, str)), ("data", lambda v: isinstance(v, str)),
                     ("source_format", lambda v: isinstance(v, str)), ("threshold_method", lambda v: isinstance(v, str)),
                     ("model", lambda v: isinstance(v, str)), ("mapping", lambda v: isinstance(v, dict)),

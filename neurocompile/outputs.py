@@ -208,5 +208,8 @@ def write_file_atomic(out: str | Path, write, inputs: Iterable[str | Path] = ())
     except OSError as e:
         raise _writable_error(e, out) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a read-only file system refuses even to look (EROFS): nothing was written there
+            pass
     return out

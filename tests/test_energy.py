@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
 from neurocompile.ir import Network, Population, Projection
-from neurocompile.passes.map import map_to_cores
+from neurocompile.passes.map import map_to_cores, placements
 from neurocompile.profiles import load_profile, load_profiles, profiles_dir
 from neurocompile.report import count_ops, energy_table, estimate_energy
 
@@ -102,7 +102,8 @@ def test_missing_or_misshapen_spike_counts_are_refused():
 def test_loihi_energy_by_hand():
     net = two_layer()
     ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
-    est = estimate_energy(net, ops, load_profile("loihi"))
+    profile = load_profile("loihi")
+    est = estimate_energy(net, ops, profile, placement=placements(net, [profile])["loihi"])
     c = raw("loihi")
     # unmapped: h and out each fit one core, so every spike is one message
     messages = 20 + 8
@@ -130,7 +131,8 @@ def test_loihi_energy_by_hand():
 def test_loihi2_charges_input_events_and_is_marked_estimated():
     net = two_layer()
     ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
-    est = estimate_energy(net, ops, load_profile("loihi2"))
+    profile = load_profile("loihi2")
+    est = estimate_energy(net, ops, profile, placement=placements(net, [profile])["loihi2"])
     c = raw("loihi2")
     core_h = 35 * c["time.synop"] + 30 * c["time.neuron_update"] + 8 * c["time.spike_message"]
     latency = core_h + STEPS * c["time.barrier_sync"] + 20 * c["time.input_event"]
@@ -180,7 +182,11 @@ def test_a_network_that_does_not_fit_is_still_costed_and_says_so():
     pops = (Population("in", (5000,), "input"), Population("out", (2,), "readout"))
     net = Network(pops, (Projection("w", "in", "out", "dense", np.ones((2, 5000))),), "in", "out")
     ops = count_ops(net, {"in": 100.0}, STEPS)
-    table = energy_table(net, ops, [load_profile("loihi"), load_profile("loihi2"), load_profile("cmos45_int8")])
+    profiles = [load_profile("loihi"), load_profile("loihi2"), load_profile("cmos45_int8")]
+    places = placements(net, profiles)
+    assert set(places) == {"loihi", "loihi2"}  # ANN baselines have no cores
+    assert places["loihi"]["cores_used"] == 1  # filled to the neuron limit: 2 neurons, one core
+    table = energy_table(net, ops, profiles, places)
     assert table["loihi"]["fits"] is False
     assert any(n.startswith("does not fit loihi: ") and "fan-in" in n for n in table["loihi"]["notes"])
     assert table["loihi"]["joules_per_sample"] > 0
@@ -192,9 +198,31 @@ def test_energy_table_covers_every_profile():
     net = two_layer()
     ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
     profiles = load_profiles()
-    table = energy_table(net, ops, profiles)
+    table = energy_table(net, ops, profiles, placements(net, profiles))
     assert set(table) == set(profiles)
     for name, e in table.items():
         assert e["joules_per_sample"] == pytest.approx(sum(e["breakdown"].values()))
         for key in e["provenance"]:
             assert e["provenance"][key]["source"]
+
+
+def test_the_report_costs_the_placement_it_is_given_and_maps_nothing_itself(monkeypatch):
+    """The energy model reads a placement; without one it does not run the mapper (it has no import of it)."""
+    import neurocompile.passes.map as mapping
+
+    net, profile = two_layer(), load_profile("loihi")
+    ops = count_ops(net, {"in": IN_EVENTS, "h": H_SPIKES}, STEPS)
+    given = placements(net, [profile])["loihi"]
+    # a placement that puts every input neuron's synapses on 3 cores triples the input's messages
+    tripled = {**given, "destination_cores": {**given["destination_cores"], "in": given["destination_cores"]["in"] * 3}}
+    a = estimate_energy(net, ops, profile, placement=given)["counts"]["spike_message"]
+    b = estimate_energy(net, ops, profile, placement=tripled)["counts"]["spike_message"]
+    assert b - a == pytest.approx(2 * float(np.sum(IN_EVENTS)))
+
+    def no_mapping(*args, **kwargs):
+        raise AssertionError("the report ran the mapping pass")
+
+    monkeypatch.setattr(mapping, "map_to_cores", no_mapping)
+    est = estimate_energy(net, ops, profile)
+    assert est["fits"] is None and est["cores_used"] == 2
+    assert any(n.startswith("not mapped onto loihi: ") for n in est["notes"])

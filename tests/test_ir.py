@@ -41,8 +41,7 @@ def test_round_trip_is_lossless(tmp_path):
 
 def test_sparse_weights_round_trip(tmp_path):
     net = _net(tmp_path)
-    pr = net.projections[1]
-    assert pr.kind in ("sparse", "dense")
+    pr = net.projections[1]  # replaced by a sparse projection of the same shape, whatever its kind
     m = sp.random(*pr.matrix().shape, density=0.2, format="csr", random_state=0)
     net = net.replace(projections=(net.projections[0], ir.Projection("s", pr.source, pr.target, "sparse", m), *net.projections[2:]))
     ir.save(net, tmp_path / "n.ncnet")

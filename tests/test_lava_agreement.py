@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 pytest.importorskip("lava")
-reference = pytest.importorskip("neurocompile.sim.reference")
+from neurocompile.backends import reference  # noqa: E402
 from neurocompile.frontend.linear_maps import conv_output_hw  # noqa: E402
 from neurocompile.ir import ConvSpec, Network, NeuronQuant, Population, Projection  # noqa: E402
 from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
@@ -179,7 +179,7 @@ def test_conv_lowered_to_lava_conv_agrees_with_reference(backend, graded):
             break
     assert len(active) == 2
     for net, frames, ref in active:
-        procs = {row["process"]: row for row in backend.describe_lowering(net, frames)}
+        procs = {row["process"]: row for row in backend.describe(net, frames)}
         assert procs["Conv"]["count"] == 1 and procs["Conv"]["stock_loihi2"], procs.keys()
         assert_same(ref, backend.run(net, frames, record=True))
 
@@ -187,7 +187,7 @@ def test_conv_lowered_to_lava_conv_agrees_with_reference(backend, graded):
 def test_conv_with_a_weight_exponent_stays_sparse(backend):
     net = random_network(0)
     assert net.projections[0].kind == "conv" and net.projections[0].weight_exp != 0
-    procs = {row["process"]: row for row in backend.describe_lowering(net)}
+    procs = {row["process"]: row for row in backend.describe(net)}
     assert "Conv" not in procs and "unrolled into Sparse" in procs["Sparse"]["note"]
 
 
@@ -215,7 +215,7 @@ def _conv_net(groups: int, c_in: int, c_out: int, seed: int = 5) -> tuple[Networ
 
 def test_grouped_strided_conv_on_lava_conv_agrees_with_reference(backend):
     net, frames = _conv_net(groups=2, c_in=4, c_out=6)
-    procs = {row["process"]: row for row in backend.describe_lowering(net, frames)}
+    procs = {row["process"]: row for row in backend.describe(net, frames)}
     assert procs["Conv"]["count"] == 1
     ref = reference.ReferenceBackend().run(net, frames, record=True)
     assert int(ref.spike_counts["h1"].sum()) > 0
@@ -250,7 +250,7 @@ def test_conv_taps_that_only_meet_padding_do_not_decide_the_sign_mode(backend, w
         input="in", output="out", meta={"timesteps": 6, "encoding": "rate"},
     )
     frames = np.ones((1, PERIOD, 4), np.int64)
-    procs = {row["process"] for row in backend.describe_lowering(net, frames)}
+    procs = {row["process"] for row in backend.describe(net, frames)}
     assert ("Conv" in procs) == (weight_exp == 0)
     ref = reference.ReferenceBackend().run(net, frames, record=True)
     u_per_step = 3 * 4 << weight_exp << 6  # four taps of 3 see the input: no flooring to 2

@@ -1,6 +1,8 @@
 """Float mode: the engine's float arithmetic equals Lava's floating_pt models on the same numbers."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -8,11 +10,31 @@ import torch
 pytest.importorskip("lava")
 from test_lava_agreement import random_frames, random_network  # noqa: E402
 
-from neurocompile.passes.quantize import dequantize  # noqa: E402
+from neurocompile.ir import Network  # noqa: E402
 from neurocompile.sim.engine import simulate  # noqa: E402
+from neurocompile.target import LOIHI2  # noqa: E402
 from neurocompile_lava.backend import LavaBackend  # noqa: E402
 
 pytestmark = pytest.mark.lava
+
+
+def dequantize(net: Network) -> Network:
+    """The float network that computes exactly what the quantised one does, in Lava's float units.
+
+    ``LOIHI2.float_equivalents`` for the neurons; weights ``w·2^weight_exp``
+    after Lava's truncation. Lava's ``floating_pt`` models run these numbers;
+    so does the float engine, which makes the two comparable.
+    """
+    pops = [net.populations[0]]
+    for p in net.populations[1:]:
+        q = p.quant
+        f = LOIHI2.float_equivalents(q.vth, q.bias_mant, q.bias_exp, q.du, q.dv)
+        pops.append(dataclasses.replace(p, threshold=f["vth"], bias=f["bias"], leak=f["dv"], current_decay=f["du"], quant=None))
+    projs = []
+    for pr in net.projections:
+        w = LOIHI2.synapse_weights(pr).astype(np.float64) * 2.0**pr.weight_exp
+        projs.append(dataclasses.replace(pr, weight=w, qweight=None, weight_exp=0))
+    return net.replace(populations=tuple(pops), projections=tuple(projs))
 
 
 @pytest.mark.parametrize("seed", [0, 3])

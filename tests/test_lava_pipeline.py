@@ -9,7 +9,7 @@ from neurocompile.data import shape_for_model  # noqa: E402
 from neurocompile.frontend import ingest  # noqa: E402
 from neurocompile.passes.convert import convert  # noqa: E402
 from neurocompile.passes.quantize import quantize  # noqa: E402
-from neurocompile.sim.reference import ReferenceBackend  # noqa: E402
+from neurocompile.backends.reference import ReferenceBackend  # noqa: E402
 from neurocompile.sim.run import frames_for  # noqa: E402
 from neurocompile_lava.backend import LavaBackend  # noqa: E402
 from neurocompile_lava.describe import describe_lowering  # noqa: E402

@@ -1,15 +1,20 @@
 """Lava runs leave nothing behind: no processes, no /dev/shm segments -- also when they fail or time out.
 
-Failures are injected with ``PeriodicLIF(fault=...)`` through
-``LavaBackend.run_job(fault=...)``: a model that raises in ``run_spk`` (with
-downstream consumers, the case where Lava's ``run()`` hangs forever) or in its
-constructor (where Lava's ``stop()`` and interpreter exit hang).
+Failing models are a test double, not a production option: the worker is
+started with ``tests/lava_doubles`` on its path, whose ``sitecustomize``
+builds one population as ``failing_lif.FailingLIF`` -- a PeriodicLIF whose
+model raises in ``run_spk`` (with downstream consumers, the case where Lava's
+``run()`` hangs forever) or in its constructor (where Lava's ``stop()`` and
+interpreter exit hang). The worker's pid comes from the runner's ``on_start``
+through a wrapped ``run_worker``.
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from multiprocessing import shared_memory
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +23,12 @@ pytest.importorskip("lava")
 psutil = pytest.importorskip("psutil")
 from neurocompile.errors import NeurocompileError  # noqa: E402
 from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile_lava import backend as backend_module  # noqa: E402
+from neurocompile_lava import runner  # noqa: E402
 from neurocompile_lava.runner import group_members, mapped_segments, remove_leaked_segments, shm_segments  # noqa: E402
 
 pytestmark = pytest.mark.lava
+DOUBLES = Path(__file__).with_name("lava_doubles")
 
 
 def _net() -> Network:
@@ -64,37 +72,53 @@ class Leftovers:
         assert self.segments() == set()
 
 
-def test_a_successful_run_leaves_nothing(backend):
+@pytest.fixture
+def seen(monkeypatch) -> Leftovers:
+    """Leftovers of the next run; the worker's pid is recorded as the runner starts it."""
     seen = Leftovers()
-    r = backend.run_job(_net(), np.ones((2, 8, 2), np.int64), on_start=seen.pids.append)
+
+    def run_worker(job_dir, timeout_s, on_start=None):
+        return runner.run_worker(job_dir, timeout_s, on_start=seen.pids.append)
+
+    monkeypatch.setattr(backend_module, "run_worker", run_worker)
+    return seen
+
+
+def fail_in(monkeypatch, population: str, where: str, step: int = 1) -> None:
+    """Make the next worker build ``population`` with a model that raises (see tests/lava_doubles)."""
+    monkeypatch.setenv("NC_TEST_FAILING_LIF", json.dumps({"population": population, "where": where, "step": step}))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(DOUBLES), os.environ.get("PYTHONPATH")])))
+
+
+def test_a_successful_run_leaves_nothing(backend, seen):
+    r = backend.run(_net(), np.ones((2, 8, 2), np.int64))
     assert r.spike_counts["h"].shape == (2, 2)
     seen.assert_clean()
 
 
 @pytest.mark.parametrize(
-    "fault, where",
+    "population, where, step, expected",
     [
-        ({"population": "h", "where": "run", "step": 5}, "run_spk at step 5"),  # has a downstream consumer: Lava's run() would hang
-        ({"population": "out", "where": "run", "step": 3}, "run_spk at step 3"),  # no consumer: Lava raises RuntimeError, stop() hangs
-        ({"population": "h", "where": "init"}, "__init__"),  # ProcessModel constructor
+        ("h", "run", 5, "run_spk at step 5"),  # has a downstream consumer: Lava's run() would hang
+        ("out", "run", 3, "run_spk at step 3"),  # no consumer: Lava raises RuntimeError, stop() hangs
+        ("h", "init", 1, "__init__"),  # ProcessModel constructor
     ],
 )
-def test_a_failing_model_is_reported_in_one_line_and_leaves_nothing(backend, fault, where):
-    seen = Leftovers()
+def test_a_failing_model_is_reported_in_one_line_and_leaves_nothing(backend, seen, monkeypatch, population, where, step, expected):
+    fail_in(monkeypatch, population, where, step)
     t0 = time.monotonic()
     with pytest.raises(NeurocompileError) as err:
-        backend.run_job(_net(), np.ones((2, 8, 2), np.int64), timeout_s=60, fault=fault, on_start=seen.pids.append)
+        backend.run(_net(), np.ones((2, 8, 2), np.int64), timeout_s=60)
     assert time.monotonic() - t0 < 30, "the failure must be detected, not waited out"
     msg = str(err.value)
-    assert "\n" not in msg and "InjectedFault" in msg and where in msg
+    assert "\n" not in msg and "InjectedFault" in msg and f"FailingLifModelFixed.{expected}" in msg
     seen.assert_clean()
 
 
-def test_the_wall_clock_limit_stops_a_run_and_leaves_nothing(backend):
-    seen = Leftovers()
+def test_the_wall_clock_limit_stops_a_run_and_leaves_nothing(backend, seen):
     t0 = time.monotonic()
     with pytest.raises(NeurocompileError, match="wall-clock limit of 2 s"):
-        backend.run_job(_net(), np.ones((5000, 100, 2), np.int64), timeout_s=2, on_start=seen.pids.append)  # ~1 min of steps
+        backend.run(_net(), np.ones((5000, 100, 2), np.int64), timeout_s=2)  # ~1 min of steps
     assert time.monotonic() - t0 < 2 + 8
     seen.assert_clean()
 

@@ -7,8 +7,8 @@ import scipy.sparse as sp
 from neurocompile.frontend import ingest
 from neurocompile.passes.convert import convert
 from neurocompile.passes.quantize import FixedPointFormat, quantize
-from neurocompile.sim.fixed_point import lava_weights
 from neurocompile.sim.run import evaluate
+from neurocompile.target import LOIHI2
 
 
 def _q(trained_mlp, digits, T=32, encoding="direct"):
@@ -18,13 +18,13 @@ def _q(trained_mlp, digits, T=32, encoding="direct"):
 
 def test_integers_fit_the_loihi2_formats(trained_mlp, digits):
     _, q = _q(trained_mlp, digits)
-    fmt = FixedPointFormat()
+    fmt = LOIHI2.format
     for pr in q.projections:
         w = pr.qweight.data if sp.issparse(pr.qweight) else np.asarray(pr.qweight)
         assert w.dtype.kind == "i" and np.abs(w).max() <= 255
         assert fmt.weight_exp_min <= pr.weight_exp <= fmt.weight_exp_max
         # already in the form Lava's Dense uses (mixed sign → even), so Lava changes nothing
-        np.testing.assert_array_equal(lava_weights(pr.qweight), pr.qweight)
+        np.testing.assert_array_equal(LOIHI2.lava_weights(pr.qweight), pr.qweight)
     for p in q.populations[1:]:
         assert 0 < p.quant.vth < 2**17
         assert np.abs(p.quant.bias_mant).max() < 2**12 and 0 <= p.quant.bias_exp < 8
@@ -61,3 +61,16 @@ def test_format_from_profile_table():
 
     f = FixedPointFormat.from_profile(P())
     assert f.weight_bits == 6 and f.vth_bits == 12 and f.state_bits == 24
+
+
+def test_the_format_comes_from_the_loihi2_profile():
+    """One source of bit widths: the target's format is the shipped profile's [formats]; the rules follow it."""
+    from neurocompile.profiles import load_profile
+
+    p = load_profile("loihi2")
+    assert FixedPointFormat.from_profile(p) == LOIHI2.format
+    assert LOIHI2.threshold_shift == int(p.formats["threshold_shift"])
+    assert LOIHI2.uv_max == 1 << (int(p.formats["state_bits"]) - 1)
+    assert LOIHI2.clip_range["mixed"] == (-(1 << int(p.formats["weight_bits"])), (1 << int(p.formats["weight_bits"])) - 1)
+    six = FixedPointFormat.from_profile(type("P", (), {"formats": {"weight_bits": 6}})())
+    assert six.weight_top(mixed=True) == 62 and six.weight_top(mixed=False) == 63

@@ -300,6 +300,7 @@ def test_killing_the_cli_during_the_lava_stage_leaves_no_process_folder_or_segme
     from neurocompile_lava.runner import JOB_PREFIX, mapped_segments, shm_segments
 
     jobs_before = set(Path(tempfile.gettempdir()).glob(JOB_PREFIX + "*"))
+    pymp_before = set(Path(tempfile.gettempdir()).glob("pymp-*"))
     shm_before = shm_segments()
     out = tmp_path / "b"
     proc = subprocess.Popen([EXE, "build", trained_mlp[0], "-o", str(out), "--backend", "lava", "--lava-samples", "300",
@@ -320,7 +321,46 @@ def test_killing_the_cli_during_the_lava_stage_leaves_no_process_folder_or_segme
         assert _wait_for(lambda: not workers() and not lava_job(), timeout=15), "worker processes or job folder left"
         assert _wait_for(lambda: not (shm_segments() - shm_before - mapped_segments()), timeout=10), "segments left"
         assert not out.exists()
+        assert not set(Path(tempfile.gettempdir()).glob("pymp-*")) - pymp_before  # multiprocessing's sockets went with the job
         if sig != signal.SIGKILL:
             assert siblings(out) == [] and "Traceback" not in proc.stderr.read()
     finally:
         proc.kill()
+
+
+# -- cases a new user's session found --------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float64])
+def test_half_and_double_models_build(tmp_path, trained_mlp, capsys, dtype):
+    module = trained_mlp[1]
+    import copy
+
+    m = copy.deepcopy(module).to(dtype)
+    path = tmp_path / f"m-{dtype}.pt2"
+    torch.export.save(torch.export.export(m.eval(), (torch.zeros(1, 1, 8, 8, dtype=dtype),)), str(path))
+    out = tmp_path / "b"
+    assert main(["build", str(path), "-o", str(out), *FAST]) == 0, capsys.readouterr().err
+    assert json.loads((out / "report.json").read_text())["stages"]["ann"]["accuracy"] > 0.8
+
+
+def test_an_artifact_asking_for_absurd_time_steps_is_refused(tmp_path, trained_mlp, capsys):
+    from neurocompile import ir
+
+    out = tmp_path / "b"
+    assert main(["build", trained_mlp[0], "-o", str(out), *FAST]) == 0
+    capsys.readouterr()
+    net = ir.load(out / "network.ncnet")
+    ir.save(net.replace(meta={**net.meta, "timesteps": 10**9}), out / "network.ncnet")
+    t0 = time.perf_counter()
+    msg = refuse(capsys, ["run", str(out), "-n", "5"])
+    assert "timesteps" in msg and time.perf_counter() - t0 < 10
+
+
+@pytest.mark.parametrize("args", [["build", "m.pt2", "--seed", "abc"], ["frobnicate"], ["build"], ["build", "m.pt2", "-T", "8.5"]])
+def test_usage_errors_are_one_line(capsys, args):
+    msg = refuse(capsys, args)
+    assert "--help" in msg
+
+
+def test_an_unknown_backend_is_refused_even_without_samples(tmp_path, trained_mlp, capsys):
+    msg = refuse(capsys, ["build", trained_mlp[0], "-o", str(tmp_path / "o"), "--backend", "gpu", "--lava-samples", "0"])
+    assert "gpu" in msg and "reference" in msg

@@ -5,13 +5,15 @@ sum of linear-op chains applied to populations plus a constant. ReLU is where
 a new spiking population is born (its incoming chains become projections,
 its constant becomes the bias); the graph's output becomes the readout
 population. BatchNorm is folded into the conv/linear before it, average
-pooling is a depthwise conv, dropout/flatten/reshape are free. Anything else
+pooling is a depthwise conv, dropout/flatten/reshape are free. A chain that
+is exactly one convolution (e.g. pool then conv, or a residual add of convs)
+stays a conv projection; other chains become matrices. Anything else
 is refused with the op, the node and the supported list.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,7 +22,10 @@ import torch.nn.functional as F
 
 from ..errors import NeurocompileError
 from ..ir import ConvSpec, Network, Population, Projection
-from .linear_maps import avgpool_kernel, channel_scale_matrix, conv_matrix, conv_output_hw
+from .linear_maps import (
+    FullConv, add, avgpool_kernel, channel_scale_conv, channel_scale_matrix, compose, conv_matrix, conv_output_hw, full_conv,
+    grouped, identity_conv,
+)
 
 aten = torch.ops.aten
 
@@ -31,6 +36,7 @@ class Conv:
     kernel: np.ndarray
     spec: ConvSpec
     learned: bool = True  # False for average pooling (a fixed kernel, not a model weight)
+    pool: str = ""  # the avg_pool2d node it came from, if any
 
     def matrix(self) -> sp.csr_matrix:
         return conv_matrix(self.kernel, self.spec)
@@ -54,6 +60,43 @@ class ChannelScale:
 
 
 LinOp = Conv | Linear | ChannelScale
+PoolMode = Literal["compose", "population"]
+
+
+def _full(op: LinOp) -> FullConv | None:
+    if isinstance(op, Conv):
+        return full_conv(op.kernel, op.spec)
+    if isinstance(op, ChannelScale) and len(op.shape) == 3:
+        return channel_scale_conv(op.scale, op.shape)
+    return None
+
+
+def _chain_conv(chain: list[LinOp], shape: tuple[int, ...]) -> FullConv | None:
+    """The chain as one exact conv, or None (a Linear, a reshape between convs, an inexact composition)."""
+    if not chain:
+        return identity_conv(shape) if len(shape) == 3 else None
+    total = _full(chain[0])
+    for op in chain[1:]:
+        nxt = _full(op)
+        if total is None or nxt is None:
+            return None
+        total = compose(total, nxt)
+    return total
+
+
+def _terms_conv(terms: list[Term], shape: tuple[int, ...]) -> tuple[np.ndarray, ConvSpec] | None:
+    """Several chains from one source summed into one conv kernel, where that is exact."""
+    if not any(isinstance(op, Conv) for t in terms for op in t.chain):
+        return None  # no conv to keep: BN scales and identities alone stay (diagonal) matrices
+    total = None
+    for t in terms:
+        c = _chain_conv(t.chain, shape)
+        if c is None:
+            return None
+        total = c if total is None else add(total, c)
+        if total is None:
+            return None
+    return grouped(total)
 
 
 @dataclass
@@ -97,8 +140,9 @@ def _fold_scale(a: Affine, scale: np.ndarray, shift: np.ndarray) -> Affine:
 
 
 class _Capture:
-    def __init__(self, ep: torch.export.ExportedProgram):
+    def __init__(self, ep: torch.export.ExportedProgram, pool: PoolMode = "compose"):
         self.ep = ep
+        self.pool = pool
         self.populations: list[Population] = []
         self.projections: list[Projection] = []
         self.env: dict[str, object] = {}
@@ -150,6 +194,10 @@ class _Capture:
                 return Projection(name, src, dst, "conv", op.kernel.astype(np.float32), conv=op.spec)
             if isinstance(op, Linear):
                 return Projection(name, src, dst, "dense", op.weight.astype(np.float32))
+        conv = _terms_conv(terms, tuple(shape))
+        if conv is not None:
+            kernel, spec = conv
+            return Projection(name, src, dst, "conv", kernel.astype(np.float32), conv=spec)
         n_in = next(p.size for p in self.populations if p.name == src)
         total = sp.csr_matrix((int(np.prod(shape)), n_in))
         for t in terms:
@@ -250,7 +298,7 @@ class _Capture:
             pad = pad if len(pad) == 2 else pad * 2
             if pad != (0, 0) or (len(node.args) > 4 and node.args[4]):
                 self.refuse(node, "only avg_pool2d without padding or ceil_mode")
-            return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0], learned=False)
+            return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0], learned=False, pool=node.name)
         if t in (aten.flatten.using_ints, aten.view.default, aten.reshape.default, aten._unsafe_view.default):
             val = node.meta["val"].shape
             if len(val) < 1 or str(val[0]) != str(self.batch) or int(np.prod([int(s) for s in val[1:]])) != int(np.prod(x.shape)):
@@ -284,27 +332,59 @@ class _Capture:
             self.refuse(node, "only integer padding and dilation 1")
         padding = tuple(padding) if len(padding) == 2 else tuple(padding) * 2
         stride = stride if len(stride) == 2 else stride * 2
+        if self.pool == "population":
+            x = self.pool_population(x)
         return self.conv_op(x, w, b, stride, padding, groups)
 
+    def pool_population(self, x: Affine) -> Affine:
+        """A pooled map about to enter a conv becomes a spiking population of its own (``pool="population"``).
+
+        Only where that is exact for the ANN: the pool's input is a ReLU
+        population (no constant), so the pooled values are ≥ 0 and a ReLU on
+        them changes nothing.
+        """
+        pools = [t.chain[0].pool for t in x.terms if len(t.chain) == 1 and isinstance(t.chain[0], Conv)]
+        if (len(pools) != len(x.terms) or not all(pools) or len(set(pools)) != 1 or bool(x.const.any())
+                or any(t.source == "input" for t in x.terms)):
+            return x
+        return self.new_population(pools[0], x, "spiking")
+
     @staticmethod
-    def conv_op(x: Affine, w: np.ndarray, b, stride, padding, groups, learned: bool = True) -> Affine:
+    def conv_op(x: Affine, w: np.ndarray, b, stride, padding, groups, learned: bool = True, pool: str = "") -> Affine:
         c, h, wd = x.shape
         ho, wo = conv_output_hw(h, wd, w.shape[2:], stride, padding)
         out_shape = (w.shape[0], ho, wo)
         spec = ConvSpec(in_shape=(c, h, wd), out_shape=out_shape, stride=stride, padding=padding, groups=groups)
         wt = torch.from_numpy(w)
         bt = torch.from_numpy(b) if b is not None else None
-        return x.map(Conv(w, spec, learned), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
+        return x.map(Conv(w, spec, learned, pool), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
 
 
-def capture(ep: torch.export.ExportedProgram) -> Network:
+def capture(ep: torch.export.ExportedProgram, pool: PoolMode = "compose") -> Network:
     """The IR of an exported ANN (float weights, thresholds not yet set).
+
+    ``pool``: what an average pooling that feeds a conv becomes. ``"compose"``
+    folds it into the conv (one strided kernel, see linear_maps.compose);
+    ``"population"`` gives the pooled map a spiking population of its own.
+    Compose is the default: it is exactly the model's linear map, so the SNN
+    fires spike for spike as with the unrolled matrix before it, while a
+    pooling population re-quantises the pooled map into spikes and adds a
+    step of latency. Measured on the MNIST CNN of bench/pool_conv.py (fixed
+    point, T = 8/16/32): compose keeps the unrolled accuracy (0.924/0.962/0.965)
+    on 6 loihi2 cores instead of 72, at ~9x the reference engine's speed; the
+    population loses accuracy at short T (0.854/0.959/0.964) but has 3x fewer
+    synapses (1.19 M vs 3.64 M) and a third less dynamic energy, so it is the
+    choice for energy-bound runs at T >= 16. (The energy model's static part
+    favours the population too: map_to_cores packs the composed layer's
+    2,048 neurons onto one core, whose synaptic work then sets the latency.)
 
     Every refusal is a one-line NeurocompileError; so is a program whose structure is
     damaged in a way no op handler anticipated (e.g. a placeholder without metadata).
     """
+    if pool not in ("compose", "population"):
+        raise NeurocompileError(f"unknown pool mode {pool!r}: expected 'compose' or 'population'")
     try:
-        return _Capture(ep).run()
+        return _Capture(ep, pool).run()
     except NeurocompileError:
         raise
     except Exception as e:  # noqa: BLE001 - a malformed program, reported on one line

@@ -726,7 +726,7 @@ def load_program_and_format(
     if fmt == "export":
         return _load_export(data, z, path), fmt
     if sample_shape is None:
-        raise NeurocompileError(f"{path}: {fmt} models do not record their input shape; give a data set")
+        raise NeurocompileError(f"{path}: {fmt} models do not record their input shape; pass --data (digits, mnist or FILE.npz) so it can be taken from the data")
     sample_shape = tuple(int(d) for d in sample_shape)
     if fmt == "torchscript":
         return _load_torchscript(data, path, sample_shape), fmt

@@ -37,13 +37,17 @@ import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
+from ..cores import chunks_of, destination_core_counts, neuron_limited_chunks, projection_matrices
 from ..errors import NeurocompileError
 from ..ir import Network, Population
 from ..profiles import Profile
+
+__all__ = ["CoreBudget", "destination_core_counts", "map_to_cores", "placements"]  # destination_core_counts: from neurocompile.cores
 
 # limit name in the profile -> the name a violation is reported under
 _CHECKS = {
@@ -90,62 +94,6 @@ class CoreBudget:
             cores_per_chip=profile.limit("cores"),
             chips=chips if chips is not None else (profile.limit("chips") or 1),
         )
-
-
-# -- shared helpers (also used by the energy model) -------------------------------
-def projection_matrices(net: Network) -> dict[str, sp.csr_matrix]:
-    """Every projection's (out, in) CSR matrix, built once (conv matrices are not free)."""
-    return {pr.name: pr.matrix() for pr in net.projections}
-
-
-def destination_core_counts(
-    net: Network,
-    source: str,
-    chunks: dict[str, list[tuple[int, int]]],
-    matrices: dict[str, sp.csr_matrix] | None = None,
-) -> np.ndarray:
-    """For each neuron of ``source``: how many distinct cores its outgoing synapses reach.
-
-    One spike of that neuron becomes that many messages on the mesh, and needs
-    that many output axons on its own core.
-    """
-    matrices = matrices if matrices is not None else projection_matrices(net)
-    n_src = net.population(source).size
-    n_cores = sum(len(chunks.get(p.name, [])) for p in net.populations[1:])
-    reach = sp.csr_matrix((n_cores, n_src), dtype=np.int64)  # (core, source neuron) -> synapses
-    offset = 0
-    for pop in net.populations[1:]:
-        runs = chunks.get(pop.name, [])
-        outs = [pr for pr in net.incoming(pop.name) if pr.source == source]
-        if outs and runs:
-            core_of_row = np.repeat(np.arange(len(runs)) + offset, [b - a for a, b in runs])
-            rows_to_cores = sp.csr_matrix(
-                (np.ones(pop.size, dtype=np.int64), (core_of_row, np.arange(pop.size))), shape=(n_cores, pop.size)
-            )
-            for pr in outs:
-                m = matrices[pr.name].copy()
-                m.eliminate_zeros()
-                structure = sp.csr_matrix((np.ones(m.nnz, dtype=np.int64), m.indices, m.indptr), shape=m.shape)
-                reach = reach + rows_to_cores @ structure
-        offset += len(runs)
-    return np.asarray(reach.getnnz(axis=0), dtype=np.int64)
-
-
-def neuron_limited_chunks(net: Network, neurons_per_core: int) -> dict[str, list[tuple[int, int]]]:
-    """The partition by neuron count alone: what the energy model assumes for an unmapped network."""
-    return {
-        p.name: [(a, min(a + neurons_per_core, p.size)) for a in range(0, p.size, neurons_per_core)]
-        for p in net.populations[1:]
-    }
-
-
-def core_chunks(net: Network, profile: Profile) -> dict[str, list[tuple[int, int]]]:
-    """Runs of neurons per core: from ``net.meta["mapping"]`` when it was made for ``profile``,
-    else the neuron-count-only partition."""
-    m = net.meta.get("mapping")
-    if isinstance(m, dict) and m.get("profile") == profile.name:
-        return {name: [tuple(c) for c in rec["chunks"]] for name, rec in m["populations"].items()}
-    return neuron_limited_chunks(net, profile.limit("neurons_per_core"))
 
 
 # -- the cost of putting rows [a, b) of one population on one core --------------------
@@ -342,3 +290,41 @@ def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None, ma
         "notes": notes,
     }
     return net.replace(meta={**net.meta, "mapping": mapping})
+
+
+def placements(net: Network, profiles: Mapping[str, Profile] | Iterable[Profile]) -> dict[str, dict]:
+    """Where ``net`` sits on every neuromorphic profile's cores, for the energy model.
+
+    A network built for one chip is costed on every profile, so each gets its
+    own partition: the network's own mapping where it was made for that
+    profile, else :func:`map_to_cores` onto it here; one that does not fit is
+    still placed (cores filled to the neuron limit) and says why. Per profile
+    name: ``fits``, ``cores_used``, ``mapped_here`` (mapped for this estimate),
+    ``why`` (only when it does not fit), ``chunks`` (population → runs of
+    neurons per core) and ``destination_cores`` (per population with outgoing
+    synapses, the cores each of its neurons' spikes reach). ANN profiles have
+    no cores and no entry.
+    """
+    items = profiles.values() if isinstance(profiles, Mapping) else profiles
+    matrices = projection_matrices(net)
+    sources = [p.name for p in net.populations if any(pr.source == p.name for pr in net.projections)]
+    out: dict[str, dict] = {}
+    for profile in items:
+        if profile.kind != "neuromorphic":
+            continue
+        own = net.meta.get("mapping")
+        if isinstance(own, dict) and own.get("profile") == profile.name:
+            chunks, place = chunks_of(own), {"fits": True, "cores_used": own["cores_used"], "mapped_here": False}
+        else:
+            try:
+                mapped = map_to_cores(net, profile)
+            except NeurocompileError as e:
+                chunks = neuron_limited_chunks(net, profile.limit("neurons_per_core"))
+                place = {"fits": False, "cores_used": sum(len(c) for c in chunks.values()), "mapped_here": True, "why": str(e)}
+            else:
+                chunks = chunks_of(mapped.meta["mapping"])
+                place = {"fits": True, "cores_used": mapped.meta["mapping"]["cores_used"], "mapped_here": True}
+        place["chunks"] = chunks
+        place["destination_cores"] = {s: destination_core_counts(net, s, chunks, matrices) for s in sources}
+        out[profile.name] = place
+    return out

@@ -9,7 +9,7 @@ and bias must stay below 2^(state_bits-1), ``vth = θσ/64`` must fit its
 mantissa, and the bias must fit ``bias_mant << bias_exp`` (13 + 7 bits: on
 Loihi the bias range, not the weights, often limits σ). Each projection into l then gets the exponent that puts its largest
 weight at the top of the 8-bit mantissa (even values for mixed-sign weights,
-which Lava's Dense would otherwise truncate — see sim/fixed_point.py), the
+which Lava's Dense would otherwise truncate — see neurocompile/target.py), the
 bias the smallest exponent that fits its mantissa. Readouts are sized so that
 ``T`` steps of input cannot saturate ``v``.
 """
@@ -17,51 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 from ..ir import Network, NeuronQuant, Population, Projection
 from ..sim.encoding import input_scale
-from ..sim.fixed_point import ACT_SHIFT, VTH_SHIFT
+from ..target import LOIHI2, FixedPointFormat
 
+__all__ = ["FixedPointFormat", "quantize"]  # FixedPointFormat lives in neurocompile.target; importable here for callers
 
-@dataclass(frozen=True)
-class FixedPointFormat:
-    """Bit widths of the target's neuron and synapse state (from its hardware profile)."""
-
-    weight_bits: int = 8
-    weight_exp_min: int = -8
-    weight_exp_max: int = 7
-    vth_bits: int = 17
-    bias_mant_bits: int = 13
-    bias_exp_bits: int = 3
-    state_bits: int = 24
-    decay_bits: int = 12
-    headroom: float = 0.9  # fraction of the state range the worst case may use
-
-    @classmethod
-    def from_profile(cls, profile) -> "FixedPointFormat":
-        """Read the profile's ``formats`` table; keys it lacks keep Lava's LIF defaults."""
-        table = getattr(profile, "formats", None) or {}
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {}
-        for key, raw in table.items():
-            key = _PROFILE_KEYS.get(key, key)
-            if key in known:
-                v = raw["value"] if isinstance(raw, dict) else getattr(raw, "value", raw)
-                values[key] = float(v) if key == "headroom" else int(v)
-        return cls(**values)
-
-
-# hardware_profiles/*.toml names → FixedPointFormat fields
-_PROFILE_KEYS = {
-    "v_bits": "state_bits",
-    "threshold_mantissa_bits": "vth_bits",
-    "bias_mantissa_bits": "bias_mant_bits",
-    "bias_exponent_bits": "bias_exp_bits",
-}
+SHIFT = LOIHI2.threshold_shift  # act_shift = vth_shift: Lava aligns synaptic input and threshold by this many bits
 
 
 def _weight_mantissa(w, scale: float, fmt: FixedPointFormat) -> tuple[object, int]:
@@ -69,11 +35,12 @@ def _weight_mantissa(w, scale: float, fmt: FixedPointFormat) -> tuple[object, in
     data = (w.data if sp.issparse(w) else np.asarray(w, dtype=np.float64)) * scale
     peak = float(np.abs(data).max()) if data.size else 0.0
     mixed = data.size and data.min() < 0 < data.max()
-    top = (1 << fmt.weight_bits) - 2 if mixed else (1 << fmt.weight_bits) - 1
+    top = fmt.weight_top(bool(mixed))
     exp = 0 if peak == 0 else math.ceil(math.log2(peak / top))
     exp = int(np.clip(exp, fmt.weight_exp_min, fmt.weight_exp_max))
     x = data / 2.0**exp
-    mant = 2 * np.round(x / 2) if mixed else np.round(x)
+    step = fmt.mantissa_step(bool(mixed))
+    mant = step * np.round(x / step)
     mant = np.clip(mant, -top, top).astype(np.int64)
     if sp.issparse(w):
         q = sp.csr_matrix(w, dtype=np.int64, copy=True)
@@ -91,8 +58,12 @@ def _bias(b: np.ndarray, fmt: FixedPointFormat, exp_max: int | None = None) -> t
     return np.clip(np.round(b / 2.0**exp), -top, top).astype(np.int64), exp
 
 
-def quantize(net: Network, fmt: FixedPointFormat = FixedPointFormat()) -> Network:
-    """The IR with ``qweight``/``weight_exp`` on projections and ``quant`` on populations."""
+def quantize(net: Network, fmt: FixedPointFormat | None = None) -> Network:
+    """The IR with ``qweight``/``weight_exp`` on projections and ``quant`` on populations.
+
+    ``fmt``: the target profile's widths (``FixedPointFormat.from_profile``); default Loihi 2's.
+    """
+    fmt = LOIHI2.format if fmt is None else fmt
     T = int(net.meta.get("timesteps", 1))
     in_scale = input_scale(net.meta.get("encoding", "direct"), fixed=True)
     state_max = fmt.headroom * (1 << (fmt.state_bits - 1))
@@ -115,12 +86,12 @@ def quantize(net: Network, fmt: FixedPointFormat = FixedPointFormat()) -> Networ
             vth = vth_max  # never used: readouts do not fire
         else:
             theta = float(pop.threshold)
-            sigma = min(state_max / max(theta + i_max + b_max, 1e-12), vth_max * (1 << VTH_SHIFT) / theta, sigma_bias)
-            vth = int(round(theta * sigma / (1 << VTH_SHIFT)))
+            sigma = min(state_max / max(theta + i_max + b_max, 1e-12), vth_max * (1 << SHIFT) / theta, sigma_bias)
+            vth = int(round(theta * sigma / (1 << SHIFT)))
         scales[pop.name] = sigma
         for pr in inc:
             w = pr.weight if pr.kind != "sparse" else sp.csr_matrix(pr.weight)
-            q, e = _weight_mantissa(w, unit[pr.name] * sigma / (1 << ACT_SHIFT), fmt)
+            q, e = _weight_mantissa(w, unit[pr.name] * sigma / (1 << SHIFT), fmt)
             new_proj[pr.name] = dataclasses.replace(pr, qweight=q, weight_exp=e)
         # a readout's bias is applied by the host decoder (ir.py), so its exponent is not bounded by the chip
         bm, be = _bias(bias * sigma, fmt, exp_max=62 - fmt.bias_mant_bits if pop.kind == "readout" else None)
@@ -130,25 +101,3 @@ def quantize(net: Network, fmt: FixedPointFormat = FixedPointFormat()) -> Networ
         new_pops.append(dataclasses.replace(pop, quant=quant))
     meta = {**net.meta, "quantization": {"format": dataclasses.asdict(fmt), "v_units_per_float": scales}}
     return net.replace(populations=tuple(new_pops), projections=tuple(new_proj[pr.name] for pr in net.projections), meta=meta)
-
-
-def dequantize(net: Network) -> Network:
-    """The float network that computes exactly what the quantised one does, in Lava's float units.
-
-    LAVA.md's equivalences: ``w·2^weight_exp`` (after Lava's weight truncation),
-    ``vth``, ``bias_mant·2^bias_exp / 64``, ``du → (du+1)/4096``, ``dv → dv/4096``;
-    u and v are the fixed-point states / 64. Lava's ``floating_pt`` models run
-    these numbers; so does the float engine, which makes the two comparable.
-    """
-    from ..sim.fixed_point import float_equivalents, synapse_weights
-
-    pops = [net.populations[0]]
-    for p in net.populations[1:]:
-        q = p.quant
-        f = float_equivalents(q.vth, q.bias_mant, q.bias_exp, q.du, q.dv)
-        pops.append(dataclasses.replace(p, threshold=f["vth"], bias=f["bias"], leak=f["dv"], current_decay=f["du"], quant=None))
-    projs = []
-    for pr in net.projections:
-        w = synapse_weights(pr).astype(np.float64) * 2.0**pr.weight_exp
-        projs.append(dataclasses.replace(pr, weight=w, qweight=None, weight_exp=0))
-    return net.replace(populations=tuple(pops), projections=tuple(projs))

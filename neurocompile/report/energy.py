@@ -22,11 +22,14 @@ Two steps, kept apart so each can be checked by hand:
 2. :func:`estimate_energy` multiplies those counts by one profile's
    per-operation costs (``[energy]``, ``[time]`` in its TOML) and says where
    every constant came from. Neuromorphic profiles charge synaptic ops, neuron
-   updates, spike messages (one per destination core; cores from the
-   network's mapping when it was made for that profile, else from mapping it
-   onto that profile here; a network that does not fit is costed with cores
-   filled to the neuron limit and says so), input events, and static power
-   over the modelled latency. ANN
+   updates, spike messages (one per destination core), input events, and
+   static power over the modelled latency. Which core each neuron sits on is
+   given, not decided here: a placement per profile
+   (:func:`neurocompile.passes.map.placements`, which the pipeline calls; a
+   network that does not fit is costed with cores filled to the neuron limit
+   and says so). Without one, the network's own mapping is read where it was
+   made for that profile, else cores are taken as filled to the neuron limit
+   (and the estimate says so). ANN
    profiles charge MACs and one 64-bit SRAM read per 64 bits of stored weights
    (each weight fetched once per inference); activation traffic and DRAM are
    excluded, which the profile file states.
@@ -38,9 +41,9 @@ from typing import Iterable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from ..cores import chunks_of, destination_core_counts, neuron_limited_chunks, projection_matrices
 from ..errors import NeurocompileError
 from ..ir import Network
-from ..passes.map import core_chunks, destination_core_counts, map_to_cores, neuron_limited_chunks, projection_matrices
 from ..profiles import Profile
 
 SpikeCounts = Mapping[str, "float | np.ndarray"]
@@ -164,47 +167,41 @@ def count_ops(
 
 
 # -- costing -------------------------------------------------------------------------
-def _spike_messages(net: Network, ops: dict, chunks, mats) -> dict[str, np.ndarray]:
+def _own_placement(net: Network, profile: Profile, mats) -> dict:
+    """No placement given: the network's own mapping if made for ``profile``, else cores filled to the neuron limit (no mapping is run here)."""
+    m = net.meta.get("mapping")
+    if isinstance(m, dict) and m.get("profile") == profile.name:
+        chunks, place = chunks_of(m), {"fits": True, "cores_used": m["cores_used"], "mapped_here": False}
+    else:
+        chunks = neuron_limited_chunks(net, profile.limit("neurons_per_core"))
+        place = {"fits": None, "cores_used": sum(len(c) for c in chunks.values()), "mapped_here": False, "unmapped": True}
+    sources = {pr.source for pr in net.projections}
+    return {**place, "chunks": chunks, "destination_cores": {s: destination_core_counts(net, s, chunks, mats) for s in sources}}
+
+
+def _spike_messages(net: Network, ops: dict, placement: Mapping) -> dict[str, np.ndarray]:
     """Per population with outgoing synapses: expected messages per neuron per sample.
 
     Each event becomes one message per distinct destination core; events are
     spread evenly over a population's neurons (totals are exact, the split is not).
     """
     out = {}
-    sources = {pr.source for pr in net.projections}
-    for name in sources:
+    for name in {pr.source for pr in net.projections}:
         rec = ops["per_population"][name]
-        d = destination_core_counts(net, name, chunks, mats)
-        out[name] = d * (rec["spikes"] / rec["neurons"])
+        out[name] = placement["destination_cores"][name] * (rec["spikes"] / rec["neurons"])
     return out
 
 
-def _partition_for(net: Network, profile: Profile) -> tuple[dict, dict]:
-    """Cores for ``profile``: the network's own mapping if made for it, else a fresh one.
-
-    A network built for one chip is costed on every profile, so each profile
-    gets its own partition; one that does not fit is still costed (cores
-    filled to the neuron limit) and says so.
-    """
-    m = net.meta.get("mapping")
-    if isinstance(m, dict) and m.get("profile") == profile.name:
-        return core_chunks(net, profile), {"fits": True, "cores_used": m["cores_used"], "mapped_here": False}
-    try:
-        mapped = map_to_cores(net, profile)
-    except NeurocompileError as e:
-        chunks = neuron_limited_chunks(net, profile.limit("neurons_per_core"))
-        return chunks, {"fits": False, "cores_used": sum(len(c) for c in chunks), "mapped_here": True, "why": str(e)}
-    return core_chunks(mapped, profile), {"fits": True, "cores_used": mapped.meta["mapping"]["cores_used"], "mapped_here": True}
-
-
-def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats) -> tuple[dict, dict | None, list[str], dict]:
+def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats, placement: Mapping) -> tuple[dict, dict | None, list[str]]:
     notes: list[str] = []
-    chunks, placement = _partition_for(net, profile)
-    if not placement["fits"]:
+    chunks = placement["chunks"]
+    if placement.get("unmapped"):
+        notes.append(f"not mapped onto {profile.name}: costed as if cores were filled to the neuron limit ({placement['cores_used']} cores)")
+    elif not placement["fits"]:
         notes.append(f"does not fit {profile.name}: {placement['why']}. Costed as if cores were filled to the neuron limit")
     elif placement["mapped_here"]:
         notes.append(f"mapped onto {profile.name} for this estimate: {placement['cores_used']} cores")
-    messages = _spike_messages(net, ops, chunks, mats)
+    messages = _spike_messages(net, ops, placement)
     counts = {
         "synop": ops["synops"],
         "neuron_update": ops["neuron_updates"],
@@ -212,7 +209,7 @@ def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats) -> tup
         "input_event": ops["input_events"],
     }
     if not profile.has_timing:
-        return counts, None, notes, placement
+        return counts, None, notes
 
     t = {k: q.si for k, q in profile.time.items()}
     steps = ops["steps_per_sample"]
@@ -238,7 +235,7 @@ def _neuromorphic_counts(net: Network, ops: dict, profile: Profile, mats) -> tup
     notes.append("latency = busiest core's work + a barrier per step + input events delivered one after another; work spread evenly over steps")
     if "input_event" not in profile.time:
         notes.append(f"{profile.name} has no input-event time: host I/O is not in the latency")
-    return counts, latency, notes, placement
+    return counts, latency, notes
 
 
 def _ann_counts(ops: dict, profile: Profile) -> tuple[dict, None, list[str]]:
@@ -250,16 +247,27 @@ def _ann_counts(ops: dict, profile: Profile) -> tuple[dict, None, list[str]]:
     return counts, None, notes
 
 
-def estimate_energy(net: Network, ops: dict, profile: Profile, *, matrices: Mapping[str, sp.csr_matrix] | None = None) -> dict:
+def estimate_energy(
+    net: Network,
+    ops: dict,
+    profile: Profile,
+    *,
+    placement: Mapping | None = None,
+    matrices: Mapping[str, sp.csr_matrix] | None = None,
+) -> dict:
     """Joules per sample on ``profile``, with the breakdown and every constant's provenance.
 
-    ``ops`` is what :func:`count_ops` returned for ``net``. ``latency_s`` is
-    None when the profile gives no timing; ``fits`` is whether the network fits
-    the chip (None for ANN baselines).
+    ``ops`` is what :func:`count_ops` returned for ``net``. ``placement``:
+    where ``net`` sits on ``profile``'s cores (one entry of
+    :func:`neurocompile.passes.map.placements`); without it see the module
+    docstring. ``latency_s`` is None when the profile gives no timing;
+    ``fits`` is whether the network fits the chip (None for ANN baselines,
+    and when no placement was given and the network was not mapped for it).
     """
     if profile.kind == "neuromorphic":
         mats = matrices if matrices is not None else projection_matrices(net)
-        counts, latency, notes, placement = _neuromorphic_counts(net, ops, profile, mats)
+        placement = placement if placement is not None else _own_placement(net, profile, mats)
+        counts, latency, notes = _neuromorphic_counts(net, ops, profile, mats, placement)
     else:
         counts, latency, notes = _ann_counts(ops, profile)
         placement = {"fits": None, "cores_used": None}
@@ -315,8 +323,18 @@ def estimate_energy(net: Network, ops: dict, profile: Profile, *, matrices: Mapp
     }
 
 
-def energy_table(net: Network, ops: dict, profiles: Mapping[str, Profile] | Iterable[Profile]) -> dict[str, dict]:
-    """:func:`estimate_energy` for every profile, keyed by profile name."""
+def energy_table(
+    net: Network,
+    ops: dict,
+    profiles: Mapping[str, Profile] | Iterable[Profile],
+    placements: Mapping[str, Mapping] | None = None,
+) -> dict[str, dict]:
+    """:func:`estimate_energy` for every profile, keyed by profile name.
+
+    ``placements``: per neuromorphic profile name, where ``net`` sits on its
+    cores (:func:`neurocompile.passes.map.placements`).
+    """
     items = profiles.values() if isinstance(profiles, Mapping) else profiles
     mats = projection_matrices(net)
-    return {p.name: estimate_energy(net, ops, p, matrices=mats) for p in items}
+    given = placements or {}
+    return {p.name: estimate_energy(net, ops, p, placement=given.get(p.name), matrices=mats) for p in items}

@@ -1,10 +1,10 @@
-"""One batched time-stepped simulator for the IR, in float or Lava-exact fixed point.
+"""The fixed-point reference engine: the IR batched and time-stepped, bit-exact to Lava's fixed-point models.
 
 The step schedule is the one in ``neurocompile/ir.py``: a period of ``P``
 steps per sample, step 0 a reset step, one step of synaptic delay per
-projection. Float and fixed point differ only in the neuron arithmetic and in
-how a projection's accumulated input is scaled, so both share this loop; a
-differentiable ``spike_fn`` can be passed in to train through the float mode.
+projection. Floating point is another model of the same process and lives in
+``sim/float_sim.py`` (a trainable ``nn.Module``); keeping it out of these
+classes lets each arithmetic have its own fast paths.
 """
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ from typing import Callable, Literal
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from ..errors import NeurocompileError
 from ..ir import Network, Population, Projection
 from . import fixed_point as fx
 from . import native
+from .float_sim import FloatSimulator
 from .ops import project, weight_tensor
 
 Mode = Literal["float", "fixed"]
@@ -52,7 +54,7 @@ def _sum_messages(msgs: list[Message]) -> torch.Tensor:
 
 
 class _Neurons:
-    """State and update rule of one population in one arithmetic.
+    """State and update rule of one population in Lava's fixed-point arithmetic.
 
     The fixed-point fast path (``self.fast``: no synaptic current, no voltage
     decay, nothing that can wrap -- the converted networks) keeps
@@ -90,10 +92,7 @@ class _Neurons:
             dtype = torch.int32 if self.fast else torch.int64
             self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
         else:
-            self.bias = torch.zeros(n, dtype=dtype) if self.readout else torch.as_tensor(pop.bias if pop.bias is not None else 0.0, dtype=dtype).expand(n)
-            self.vth = pop.threshold
-            self.keep = 1.0 - pop.leak
-            self.keep_u = 1.0 - pop.current_decay
+            raise NeurocompileError(f"the engine simulates fixed point only (mode {mode!r}); use sim.float_sim.FloatSimulator")
         self.off = self.vth if self.fast and not self.readout else 0  # w = v - off
         self.zero = torch.zeros(batch, n, dtype=dtype)  # never written to: shared as "no spikes" and u = 0
         self.u = self.zero
@@ -126,23 +125,14 @@ class _Neurons:
             return self._fast_step(msgs, static or [False] * len(msgs))
         s = self._step(msgs)
         if self.counts is not None:
-            self.counts.add_(s.detach())
+            self.counts.add_(s)
         return s
 
     def _step(self, msgs: list[Message]) -> torch.Tensor:
         a_in = _sum_messages(msgs)
-        if self.mode == "fixed":
-            self.u, self.v = fx.lif_subthreshold(self.u, self.v, a_in, self.du, self.dv, self.bias)
-        else:
-            # Lava's floating_pt LIF, same operation order: u = u(1-du) + a_in; v = v(1-dv) + u + bias
-            self.u = a_in if self.keep_u == 0 else self.u * self.keep_u + a_in
-            self.v = self.v * self.keep + self.u + self.bias
+        self.u, self.v = fx.lif_subthreshold(self.u, self.v, a_in, self.du, self.dv, self.bias)
         if self.readout:
             return self.zero
-        if self.mode == "float":
-            s = self.spike_fn(self.v - self.vth)
-            self.v = self.v - s * self.vth if self.pop.reset == "subtract" else self.v * (1 - s)
-            return s
         # spikes as 0/1 in v's dtype: the reset and the spike counters take them without a copy
         s = (self.v > self.vth).to(self.v.dtype)
         # in place on the v this step just created (never the shared zero tensor)
@@ -276,6 +266,45 @@ def _int8_weights(proj: Projection, min_density: float = 0.02, max_entries: int 
 _prepared_weights = _per_projection(weight_tensor)
 
 
+def _block_size(kernel: np.ndarray, axis: int, k: int, stride: int, pad: int, n_in: int, n_out: int) -> int:
+    """The largest d > 1 with the kernel constant on aligned d-blocks along ``axis`` that a sum pool can take over, else 1."""
+    for d in range(math.gcd(k, stride, pad), 1, -1):
+        if k % d or stride % d or pad % d:
+            continue
+        # the pool drops n_in % d trailing rows: exact only where the conv never reads them
+        if n_in % d and stride * (n_out - 1) - pad + k - 1 >= d * (n_in // d):
+            continue
+        blocks = np.moveaxis(kernel, axis, -1).reshape(*np.delete(kernel.shape, axis), k // d, d)
+        if (blocks == blocks[..., :1]).all():
+            return d
+    return 1
+
+
+@_per_projection
+def _pooled_conv(proj: Projection, dtype: torch.dtype):
+    """A conv whose kernel is constant on aligned d×d blocks as (block kernel, d, stride, padding), else None.
+
+    AvgPool(d) then Conv composes into such a kernel (frontend/linear_maps.compose);
+    a sum pool then the d²-times smaller conv is the same integer sum with
+    ~d² fewer multiply-adds. ``proj`` holds the Lava-effective weights.
+    """
+    w = np.asarray(proj.qweight, dtype=np.int64)
+    spec = proj.conv
+    (_, h, wd), (_, ho, wo) = spec.in_shape, spec.out_shape
+    d = (_block_size(w, 2, w.shape[2], spec.stride[0], spec.padding[0], h, ho),
+         _block_size(w, 3, w.shape[3], spec.stride[1], spec.padding[1], wd, wo))
+    if d == (1, 1):
+        return None
+    stride = (spec.stride[0] // d[0], spec.stride[1] // d[1])
+    padding = (spec.padding[0] // d[0], spec.padding[1] // d[1])
+    kernel = w[:, :, :: d[0], :: d[1]]
+    pooled = (h // d[0], wd // d[1])
+    if ((pooled[0] + 2 * padding[0] - kernel.shape[2]) // stride[0] + 1,
+            (pooled[1] + 2 * padding[1] - kernel.shape[3]) // stride[1] + 1) != (ho, wo):
+        return None
+    return torch.from_numpy(np.ascontiguousarray(kernel)).to(dtype), d, stride, padding
+
+
 class _Synapses:
     """A projection's weights and its one-step delay buffer."""
 
@@ -296,8 +325,10 @@ class _Synapses:
             if self.int8 is None:
                 self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
                 self.w = _prepared_weights(eff, True, self.mm_dtype)
+                # pool-composed kernels run pooled: same sums (all partial sums stay within ``bound``)
+                self.pooled = _pooled_conv(eff, self.mm_dtype) if proj.kind == "conv" else None
         else:
-            self.w = weight_tensor(proj, False, dtype)
+            raise NeurocompileError(f"the engine simulates fixed point only (mode {mode!r}); use sim.float_sim.FloatSimulator")
         self.msg: Message | None = None  # set by accept() at step 0, first read at step 1
 
     def message(self) -> Message:  # type: ignore[return]
@@ -310,15 +341,20 @@ class _Synapses:
             # (acc << k) shifted by weight_exp is one shift by k + weight_exp (floor(a·2^k / 2^m) = floor(a / 2^(m-k)))
             self.msg = self._scaled(torch._int_mm(s.to(torch.int8), w8), k + self.proj.weight_exp)
         elif self.mode == "fixed":
-            acc = project(self.proj, self.w, s.to(self.mm_dtype)).to(self.buf_dtype)
+            x = s.to(self.mm_dtype)
+            if self.pooled is not None:
+                w, d, stride, padding = self.pooled
+                spec = self.proj.conv
+                x = F.avg_pool2d(x.reshape(x.shape[0], *spec.in_shape), d, d, divisor_override=1)  # a sum pool
+                acc = F.conv2d(x, w, None, stride, padding, 1, spec.groups).reshape(x.shape[0], -1).to(self.buf_dtype)
+            else:
+                acc = project(self.proj, self.w, x).to(self.buf_dtype)
             if self.no_wrap:
                 self.msg = self._scaled(acc, self.proj.weight_exp)
             else:
                 # graded input: Lava's int32 ``weights.dot(s_in)`` wraps before the shift; the
                 # binary path sums in int64 — identical unless fan-in exceeds ~8 M neurons
                 self.msg = fx.wrap32(fx.shift(fx.wrap32(acc), self.proj.weight_exp)), 0
-        else:
-            self.msg = project(self.proj, self.w, s), 0
 
     @staticmethod
     def _scaled(acc: torch.Tensor, exp: int) -> Message:
@@ -345,13 +381,19 @@ class _States(Mapping):
         return len(self._neurons)
 
 
+def _float_run(net: Network, frames: torch.Tensor, record: bool, dtype: torch.dtype, readout_steps: tuple[int, ...]) -> SimResult:
+    """``simulate(..., "float")`` for callers not yet moved to :class:`FloatSimulator` (inference only)."""
+    with torch.no_grad():
+        r = FloatSimulator(net, dtype=dtype)(frames, record=record, readout_steps=readout_steps)
+    return SimResult(r.readout, r.spike_counts, r.spike_trains, {k: (s.u, s.v) for k, s in r.state.items()}, r.readouts_at)
+
+
 def simulate(
     net: Network,
     frames: torch.Tensor,
     mode: Mode = "fixed",
     *,
     record: bool = False,
-    spike_fn: Callable[[torch.Tensor], torch.Tensor] = heaviside,
     dtype: torch.dtype = torch.float32,
     readout_steps: tuple[int, ...] = (),
 ) -> SimResult:
@@ -361,7 +403,10 @@ def simulate(
     of ``T`` time steps is a prefix of a longer one (same input on every step,
     rate frames drawn in step order), so one long run gives the readout of every
     shorter ``T'`` at step ``T' + depth - 1``: an accuracy-vs-T sweep costs one run.
+    ``mode="float"`` runs :class:`~.float_sim.FloatSimulator` in ``dtype``.
     """
+    if mode == "float":
+        return _float_run(net, frames, record, dtype, readout_steps)
     B, P, _ = frames.shape
     readouts_at: dict[int, torch.Tensor] = {}
     # direct input repeats one frame (encode() makes it a stride-0 view): its projections need
@@ -377,7 +422,7 @@ def simulate(
     ]
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
-    neurons = {p.name: _Neurons(p, B, mode, dtype, spike_fn, in_bound[p.name], P) for p in net.populations[1:]}
+    neurons = {p.name: _Neurons(p, B, mode, dtype, heaviside, in_bound[p.name], P) for p in net.populations[1:]}
     # direct input: the input's projections deliver the same message on every step after the reset
     static = {name: [static_input and syn.proj.source == net.input for syn in syns] for name, syns in incoming.items()}
     counts = {name: n.counts for name, n in neurons.items() if n.counts is not None}

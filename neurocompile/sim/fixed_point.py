@@ -10,21 +10,28 @@ follows other rules: it never applies ``weight_exp``, sums in float32 (torch
 ``conv2d`` in ``utils.conv``), wraps messages at 24 bits (``signed_clamp``)
 and does not truncate odd mixed-sign weights. None of these is reproduced
 here: the Lava lowering uses Conv only where all are identities (exponent 0,
-worst-case message within ±(2^23 - 1), weights pre-truncated by :func:`synapse_weights`;
+worst-case message within ±(2^23 - 1), weights pre-truncated by ``LOIHI2.synapse_weights``;
 ``neurocompile_lava.plan.conv_is_exact``), so a conv projection is the same
 integer convolution on every backend (tests/test_lava_stock.py).
 """
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
-DECAY_SHIFT = 12  # lif/models.py AbstractPyLifModelFixed: decay_shift = 12
-DECAY_UNITY = 1 << DECAY_SHIFT
-ACT_SHIFT = 6  # act_shift = 6: synaptic input is MSB-aligned
-VTH_SHIFT = 6  # vth_shift = 6
-UV_MAX = 1 << 23  # max_uv_val = 2 ** (uv_bitwidth - 1), uv_bitwidth = 24
+from ..target import LOIHI2
+
+# Lava's constants, read from the target (hardware_profiles/loihi2.toml [formats])
+DECAY_SHIFT = LOIHI2.decay_shift  # lif/models.py AbstractPyLifModelFixed: decay_shift = 12
+DECAY_UNITY = LOIHI2.decay_unity
+ACT_SHIFT = LOIHI2.threshold_shift  # act_shift = 6: synaptic input is MSB-aligned
+VTH_SHIFT = LOIHI2.threshold_shift  # vth_shift = 6
+UV_MAX = LOIHI2.uv_max  # max_uv_val = 2 ** (uv_bitwidth - 1), uv_bitwidth = 24
+
+# the target's weight and parameter rules, which the engine applies to IR projections and populations
+lava_weights = LOIHI2.lava_weights
+synapse_weights = LOIHI2.synapse_weights
+check_neuron_params = LOIHI2.check_neuron_params
 
 
 def wrap32(x: torch.Tensor) -> torch.Tensor:
@@ -76,22 +83,6 @@ def lif_subthreshold(u, v, a_in, du, dv, eff_bias):
     return u, v
 
 
-def synapse_weights(proj, matrix: sp.spmatrix | None = None):
-    """The weights Lava uses for an IR projection, in the projection's own layout (matrix or kernel).
-
-    Lava infers the sign mode over the synapses that exist. For a conv
-    projection those are the unrolled matrix's entries (``Projection.matrix``):
-    kernel taps that only ever meet padding are no synapses (Lava's Sparse never
-    sees them; a Conv multiplies them by zero), so the kernel is truncated in
-    the matrix's sign mode, which can differ from the kernel's own. ``matrix``:
-    that unrolled matrix where the caller has it already.
-    """
-    if proj.kind != "conv":
-        return lava_weights(proj.qweight)
-    synapses = np.asarray((proj.matrix(quantized=True) if matrix is None else matrix).data, dtype=np.int64)
-    return lava_weights(np.asarray(proj.qweight, dtype=np.int64), mode=sign_mode(synapses))
-
-
 def effective_bias(bias_mant: np.ndarray, bias_exp) -> torch.Tensor:
     """lif/models.py scale_bias: ``bias_mant.astype(int32)`` shifted by bias_exp.
 
@@ -101,70 +92,3 @@ def effective_bias(bias_mant: np.ndarray, bias_exp) -> torch.Tensor:
     m = wrap16(torch.from_numpy(np.asarray(bias_mant, dtype=np.int64)).to(torch.int64))
     e = wrap16(torch.as_tensor(np.asarray(bias_exp, dtype=np.int64)))
     return wrap32(shift(m, e))
-
-
-CLIP_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}  # weightutils.clip_weights(num_bits=8)
-
-
-def sign_mode(values: np.ndarray) -> str:
-    """utils/weightutils.py ``determine_sign_mode``: min ≥ 0 → excitatory, max ≤ 0 → inhibitory, else mixed."""
-    if values.size == 0 or values.min() >= 0:
-        return "excitatory"
-    if values.max() <= 0:
-        return "inhibitory"
-    return "mixed"
-
-
-def lava_weights(w, num_weight_bits: int = 8, mode: str | None = None):
-    """The weights Lava's fixed-point Dense/Sparse actually use (first run_spk).
-
-    utils/weightutils.py: sign mode inferred by ``determine_sign_mode`` (over
-    ``w``'s values unless ``mode`` says what Lava inferred over the synapses);
-    ``clip_weights(num_bits=8)``: MIXED [-256, 255], EXCITATORY [0, 255],
-    INHIBITORY [-255, 0]; ``truncate_weights``: drop ``8 - num_weight_bits +
-    is_mixed`` low bits by ``(w >> k) << k`` (floor; inhibitory on -w).
-    So mixed-sign weights become even (3 → 2, -3 → -4).
-    """
-    is_sparse = sp.issparse(w)
-    data = (sp.csr_matrix(w).data if is_sparse else np.asarray(w)).astype(np.int64)
-    if data.size == 0:
-        return w
-    mode = mode or sign_mode(data)
-    k = 8 - num_weight_bits + int(mode == "mixed")
-    x = np.clip(data, *CLIP_RANGE[mode])
-    x = -((-x >> k) << k) if mode == "inhibitory" else (x >> k) << k
-    if is_sparse:
-        m = sp.csr_matrix(w, dtype=np.int64, copy=True)
-        m.data = x
-        m.eliminate_zeros()
-        return m
-    return x
-
-
-# Declared precisions of Lava's fixed-point LIF Vars (lif/models.py PyLifModelBitAcc docstring and
-# LavaPyType precisions). Lava does not check them and silently misbehaves outside (e.g. vth << 6
-# past int32); the reference refuses such networks instead of guessing.
-PARAM_RANGES = {"vth": (0, (1 << 17) - 1), "du": (0, 4095), "dv": (0, 4095)}
-
-
-def check_neuron_params(name: str, q, size: int) -> None:
-    """Refuse what Lava would misread: parameters outside their precisions, a bias per neuron that is not one per neuron."""
-    from ..errors import NeurocompileError
-
-    biases = np.size(q.bias_mant)
-    if biases not in (1, size):  # one value is Lava's broadcast scalar
-        raise NeurocompileError(f"population {name!r}: bias_mant has {biases} values for {size} neurons (give one, or one per neuron)")
-    for key, (lo, hi) in PARAM_RANGES.items():
-        value = int(getattr(q, key))
-        if not lo <= value <= hi:
-            raise NeurocompileError(f"population {name!r}: {key} = {value} is outside Lava's fixed-point range [{lo}, {hi}]")
-
-
-def float_equivalents(vth: int, bias_mant: np.ndarray, bias_exp: int, du: int, dv: int) -> dict:
-    """LAVA.md's fixed ↔ float equivalences (u, v scaled by 1/64): the float LIF that computes the same thing."""
-    return {
-        "vth": float(vth),
-        "bias": np.asarray(bias_mant, dtype=np.float64) * 2.0**bias_exp / (1 << ACT_SHIFT),
-        "du": (du + 1) / DECAY_UNITY,
-        "dv": dv / DECAY_UNITY,
-    }

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,8 @@ import torch
 
 from ..ir import Network
 from .encoding import encode
-from .engine import simulate
+from .engine import SimResult, simulate
+from .float_sim import FloatSimResult, FloatSimulator
 
 
 def period(net: Network) -> int:
@@ -53,6 +55,13 @@ def batch_for(net: Network, requested: int) -> int:
     return max(1, min(requested, FRAME_BUDGET_BYTES // max(per_sample, 1)))
 
 
+def _runner(net: Network, mode: str) -> Callable[..., SimResult | FloatSimResult]:
+    """``frames → result`` in ``mode``: the float model is built once and reused for every batch."""
+    if mode != "float":
+        return lambda frames, **kw: simulate(net, frames, mode, **kw)
+    return FloatSimulator(net)
+
+
 @torch.no_grad()
 def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, progress: str | None = None) -> Evaluation:
     """Float or fixed-point simulation of ``x`` in memory-bounded batches (a progress bar on stderr when ``progress``)."""
@@ -61,12 +70,13 @@ def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, prog
     fixed = mode == "fixed"
     batch_size = batch_for(net, batch_size)
     logits, counts, events = [], {}, []
+    run = _runner(net, mode)
     bar = tqdm(total=len(x), desc=f"  {progress}", unit="sample", file=sys.stderr, leave=False, disable=not progress,
                mininterval=0.5)
     with bar:
         for start in range(0, len(x), batch_size):
             frames = frames_for(net, x[start : start + batch_size], fixed, first_index=start)
-            r = simulate(net, frames, mode)
+            r = run(frames)
             logits.append(decode(net, r.readout.numpy(), fixed))
             for k, v in r.spike_counts.items():
                 counts.setdefault(k, []).append(v.sum(1).double().numpy())
@@ -92,11 +102,12 @@ def accuracy_vs_timesteps(net: Network, x: np.ndarray, y: np.ndarray, timesteps:
     steps = {T: T + depth - 1 for T in timesteps}
     batch_size = batch_for(longest, batch_size)
     correct = dict.fromkeys(timesteps, 0)
+    run = _runner(longest, mode)
     with tqdm(total=len(x), desc=f"  {progress}", unit="sample", file=sys.stderr, leave=False, disable=not progress,
               mininterval=0.5) as bar:
         for start in range(0, len(x), batch_size):
             frames = frames_for(longest, x[start : start + batch_size], fixed, first_index=start)
-            r = simulate(longest, frames, mode, readout_steps=tuple(steps.values()))
+            r = run(frames, readout_steps=tuple(steps.values()))
             for T, step in steps.items():
                 at_T = net.replace(meta={**net.meta, "timesteps": T})
                 logits = decode(at_T, r.readouts_at[step].numpy(), fixed)

@@ -45,7 +45,7 @@ def lava_loihi_installed() -> bool:
 
 
 def default_timeout_s(plan: LoweringPlan) -> float:
-    """A generous wall-clock limit from LAVA.md's measured speeds (≥ 10× the expected time).
+    """A generous wall-clock limit: at least 10× the time expected from speeds measured with lava-nc 0.10.0 on CPU.
 
     Per step: ~0.7 ms of Lava overhead per process, ~5 ns per synapse
     (10 k-neuron Sparse layers ran at ~21 steps/s), plus compile and fork.
@@ -73,8 +73,8 @@ class LavaBackend:
         self.precision = precision
         self.hardware = lava_loihi_installed() if hardware is None else hardware
 
-    def describe_lowering(self, net: ir.Network, frames: Optional[np.ndarray] = None) -> list[dict]:
-        """Which Lava processes ``net`` becomes and whether each runs on stock Loihi 2."""
+    def describe(self, net: ir.Network, frames: Optional[np.ndarray] = None) -> list[dict] | None:
+        """The ``Backend`` protocol's description: which Lava processes ``net`` becomes and whether each runs on stock Loihi 2."""
         from neurocompile_lava.describe import describe_lowering
 
         return describe_lowering(net, frames)
@@ -95,10 +95,7 @@ class LavaBackend:
         return f"lava-nc {v}, Loihi2SimCfg(select_tag={self.precision!r}) on CPU ({loihi})"
 
     def run(self, net: ir.Network, frames: np.ndarray, *, record: bool = False, timeout_s: Optional[float] = None) -> RunResult:
-        return self.run_job(net, frames, record=record, timeout_s=timeout_s)
-
-    def run_job(self, net: ir.Network, frames: np.ndarray, *, record: bool = False, timeout_s: Optional[float] = None, fault: Optional[dict] = None, on_start=None) -> RunResult:
-        """:meth:`run` plus the runner's test hooks (``fault``: see ``lowering.Fault``; ``on_start``: gets the worker pid)."""
+        """Run ``net`` on ``frames`` in one supervised worker subprocess (see the module docstring)."""
         ok, why = self.available()
         if not ok:
             raise NeurocompileError(why)
@@ -109,9 +106,9 @@ class LavaBackend:
         with job_directory() as job:  # removed on the way out, by the worker if we die, else by the next run
             ir.save(net, job / "network.zip")
             np.save(job / "frames.npy", frames.astype(np.int64), allow_pickle=False)
-            spec = {"precision": self.precision, "hardware": self.hardware, "record_trains": record, "fault": fault}
+            spec = {"precision": self.precision, "hardware": self.hardware, "record_trains": record}
             (job / "job.json").write_text(json.dumps(spec))
-            timings = run_worker(job, limit, on_start=on_start)
+            timings = run_worker(job, limit)
             result = self._collect(plan, net, job / "records", record)
         wall = time.perf_counter() - t0
         result.wall_s = wall

@@ -11,14 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from neurocompile.ir import Network
+from neurocompile.target import LOIHI2
 from neurocompile_lava.plan import LoweringPlan, SynapsePlan, plan_lowering
 
 # Loihi 2 widths that the CPU simulation does not enforce (reported, not rejected)
-LOIHI2_BIAS_MANT = (-(1 << 12), (1 << 12) - 1)
-LOIHI2_BIAS_EXP = (0, 7)
-LOIHI2_VTH_MAX = (1 << 17) - 1
-LOIHI2_WEIGHT_EXP = (-8, 7)
-LOIHI2_MESSAGE_BITS = 24
+LOIHI2_BIAS_MANT = LOIHI2.bias_mant_range
+LOIHI2_BIAS_EXP = LOIHI2.bias_exp_range
+LOIHI2_VTH_MAX = LOIHI2.param_ranges["vth"][1]
+LOIHI2_WEIGHT_EXP = LOIHI2.weight_exp_range
+LOIHI2_MESSAGE_BITS = LOIHI2.message_bits
+_FMT = LOIHI2.format
 
 
 def _out_of(values: np.ndarray, lo: int, hi: int) -> bool:
@@ -62,11 +64,11 @@ def _describe_neurons(plan: LoweringPlan) -> dict:
     issues = []
     for n in plan.neurons:
         if not n.readout and _out_of(n.bias_mant, *LOIHI2_BIAS_MANT):
-            issues.append(f"{n.population}: bias_mant exceeds 13 bits")
+            issues.append(f"{n.population}: bias_mant exceeds {_FMT.bias_mant_bits} bits")
         if not n.readout and not LOIHI2_BIAS_EXP[0] <= n.bias_exp <= LOIHI2_BIAS_EXP[1]:
-            issues.append(f"{n.population}: bias_exp {n.bias_exp} outside [0, 7]")
+            issues.append(f"{n.population}: bias_exp {n.bias_exp} outside [{LOIHI2_BIAS_EXP[0]}, {LOIHI2_BIAS_EXP[1]}]")
         if not n.readout and n.vth > LOIHI2_VTH_MAX:
-            issues.append(f"{n.population}: vth exceeds 17 bits")
+            issues.append(f"{n.population}: vth exceeds {_FMT.vth_bits} bits")
     resets = sorted({n.reset for n in plan.neurons if not n.readout})
     note = (
         "custom process (neurocompile_lava.procs.periodic_lif) with Python models only: Lava's fixed-point LIF update bit for bit, "
@@ -83,14 +85,14 @@ def _describe_synapses(process: str, syn: list[SynapsePlan], input_population: s
     parts = []
     odd = sum(s.odd_mixed for s in syn)
     if odd:
-        parts.append(f"{odd} odd mixed-sign weight mantissas are floored to even by Lava (num_weight_bits=8: a mixed-sign synapse spends one of its 8 bits on the sign)")
+        parts.append(f"{odd} odd mixed-sign weight mantissas are floored to even by Lava (num_weight_bits={_FMT.weight_bits}: a mixed-sign synapse spends one of its {_FMT.weight_bits} bits on the sign)")
     bad_exp = [s.projection for s in syn if not LOIHI2_WEIGHT_EXP[0] <= s.weight_exp <= LOIHI2_WEIGHT_EXP[1]]
     if bad_exp:
-        parts.append(f"weight_exp outside [-8, 7] in {', '.join(bad_exp)}")
+        parts.append(f"weight_exp outside [{LOIHI2_WEIGHT_EXP[0]}, {LOIHI2_WEIGHT_EXP[1]}] in {', '.join(bad_exp)}")
     convs = [s.projection for s in syn if s.ir_kind == "conv" and s.process != "Conv"]
     if convs:
         parts.append(f"conv projections ({', '.join(convs)}) are unrolled into Sparse matrices (every synapse stored, no weight sharing): "
-                     "Lava's fixed-point Conv ignores weight_exp and wraps messages at 24 bits, so it is used only where neither matters")
+                     f"Lava's fixed-point Conv ignores weight_exp and wraps messages at {LOIHI2_MESSAGE_BITS} bits, so it is used only where neither matters")
     shared = [s for s in syn if s.process == "Conv"]
     if shared:
         parts.append(f"{sum(int(s.weights.size) for s in shared)} shared kernel weights")
@@ -98,7 +100,7 @@ def _describe_synapses(process: str, syn: list[SynapsePlan], input_population: s
     if graded:
         parts.append(f"graded input on {', '.join(graded)}")
     synapses = sum(s.synapses for s in syn)
-    note = f"stock lava.proc.{process.lower()} {process} ({synapses} synapses, 8-bit mantissas with a shared exponent)"
+    note = f"stock lava.proc.{process.lower()} {process} ({synapses} synapses, {_FMT.weight_bits}-bit mantissas with a shared exponent)"
     if parts:
         note += "; " + "; ".join(parts)
     return {"process": process, "module": f"lava.proc.{process.lower()}.process", "count": len(syn), "stock_loihi2": not bad_exp, "note": note + "."}

@@ -11,14 +11,13 @@ virtual ports (reshape + transpose in, transpose + flatten out), which it
 resolves when compiling.
 
 The returned processes can be compiled and run exactly once (Lava 0.10).
-:func:`describe_lowering` (which processes a build uses and whether each runs
-on stock Loihi 2) lives in the Lava-free :mod:`neurocompile_lava.describe` and is
-re-exported here.
+Which processes a build uses and whether each runs on stock Loihi 2 is said
+by the Lava-free :mod:`neurocompile_lava.describe`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
 
@@ -32,7 +31,6 @@ from lava.proc.dense.process import Dense  # noqa: E402
 from lava.proc.io.source import RingBuffer  # noqa: E402
 from lava.proc.sparse.process import Sparse  # noqa: E402
 
-from neurocompile_lava.describe import describe_lowering  # noqa: E402,F401 -- re-exported
 from neurocompile_lava.plan import LoweringPlan, NeuronPlan, Precision, SynapsePlan  # noqa: E402
 from neurocompile_lava.procs.periodic_lif.process import PeriodicLIF  # noqa: E402
 
@@ -40,15 +38,6 @@ Connection = Union[Dense, Sparse, Conv]
 
 # Lava's Conv works on (X, Y, C) = (W, H, C) arrays; the IR flattens (C, H, W) in C order
 WHC = [2, 1, 0]
-
-
-@dataclass(frozen=True)
-class Fault:
-    """Make one population's model raise, to test how failed runs are supervised."""
-
-    population: str
-    where: str = "run"  # "init": in the ProcessModel's constructor; "run": in run_spk
-    step: int = 1
 
 
 @dataclass
@@ -71,12 +60,11 @@ def source_data(frames: np.ndarray, precision: Precision) -> np.ndarray:
     return np.ascontiguousarray(frames.reshape(s * p, n).T, dtype=dtype)
 
 
-def _neuron(plan: LoweringPlan, n: NeuronPlan, precision: Precision, record_dir: str, record_trains: bool, fault: Optional[Fault]) -> PeriodicLIF:
+def _neuron(plan: LoweringPlan, n: NeuronPlan, precision: Precision, record_dir: str, record_trains: bool) -> PeriodicLIF:
     if precision == "fixed_pt":
         params = {"du": n.du, "dv": n.dv, "vth": n.vth, "bias_mant": n.bias_mant, "bias_exp": np.full(n.size, n.bias_exp)}
     else:
         params = n.float_params()
-    hit = fault is not None and fault.population == n.population
     return PeriodicLIF(
         shape=(n.size,),
         period=plan.period,
@@ -87,8 +75,6 @@ def _neuron(plan: LoweringPlan, n: NeuronPlan, precision: Precision, record_dir:
         record_dir=record_dir,
         label=n.label,
         record_trains=record_trains,
-        fault=fault.where if hit else None,
-        fault_step=fault.step if hit else 1,
         name=f"lif:{n.population}",
         **params,
     )
@@ -121,7 +107,6 @@ def build(
     record_dir: str,
     record_trains: bool = False,
     precision: Precision = "fixed_pt",
-    fault: Optional[Fault] = None,
 ) -> LavaNetwork:
     """Instantiate and connect one Lava process per population and projection of ``plan``.
 
@@ -129,7 +114,7 @@ def build(
     """
     net = LavaNetwork(plan=plan, source=RingBuffer(data=source_data(frames, precision)))
     for n in plan.neurons:
-        net.neurons[n.population] = _neuron(plan, n, precision, record_dir, record_trains, fault)
+        net.neurons[n.population] = _neuron(plan, n, precision, record_dir, record_trains)
     for s in plan.synapses:
         conn = _connection(s, precision)
         src = net.source if s.source == plan.input_population else net.neurons[s.source]

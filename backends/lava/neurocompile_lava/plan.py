@@ -25,18 +25,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.sim.fixed_point import (
-    CLIP_RANGE, PARAM_RANGES, check_neuron_params, float_equivalents, lava_weights, sign_mode, synapse_weights,
-)
 from neurocompile.ir import ConvSpec, Network, Population, Projection
+from neurocompile.target import LOIHI2
 
 ConnProcess = Literal["Dense", "Sparse", "Conv"]
 Precision = Literal["fixed_pt", "floating_pt"]
 
-DECAY_MAX = 4095  # du, dv: 12-bit unsigned (lava/proc/lif/models.py PyLifModelBitAcc docstring)
+DECAY_MAX = LOIHI2.param_ranges["du"][1]  # du, dv: 12-bit unsigned (lava/proc/lif/models.py PyLifModelBitAcc docstring)
 INT16 = (-(1 << 15), (1 << 15) - 1)  # AbstractPyLifModelFixed stores bias_mant / bias_exp as np.int16
 INT32 = (-(1 << 31), (1 << 31) - 1)  # ports and states are np.int32 in Lava's fixed-point models
-CONV_MESSAGE_MAX = (1 << 23) - 1  # PyConvModelFixed.clamp_precision: signed_clamp(x, bits=24) wraps beyond
+CONV_MESSAGE_MAX = LOIHI2.message_max  # PyConvModelFixed.clamp_precision: signed_clamp(x, bits=24) wraps beyond
 INT8_MAX = 127  # AbstractPyConvModel: kernel_size, stride, padding, groups are np.int8 Vars
 
 
@@ -57,12 +55,12 @@ class NeuronPlan:
     bias_exp: int
 
     def float_params(self) -> dict:
-        """The same neuron in Lava's floating-point LIF units (LAVA.md equivalences).
+        """The same neuron in Lava's floating-point LIF units (``neurocompile.target``'s float equivalents).
 
         u and v are scaled by 1/64 (the fixed model's ``a_in << 6`` alignment),
         so ``vth`` keeps its value and the bias becomes ``bias_mant·2^bias_exp / 64``.
         """
-        f = float_equivalents(self.vth, self.bias_mant, self.bias_exp, self.du, self.dv)
+        f = LOIHI2.float_equivalents(self.vth, self.bias_mant, self.bias_exp, self.du, self.dv)
         return {"du": f["du"], "dv": f["dv"], "vth": f["vth"], "bias_mant": f["bias"], "bias_exp": 0.0}
 
 
@@ -95,7 +93,7 @@ class SynapsePlan:
         Uses the weights the fixed-point model would really apply (mixed-sign
         ones made even), so both precisions see the same synapses.
         """
-        w = lava_weights(self.weights, mode=self.sign_mode)  # a Conv's kernel: already in its synapses' mode
+        w = LOIHI2.lava_weights(self.weights, mode=self.sign_mode)  # a Conv's kernel: already in its synapses' mode
         return w.astype(np.float64) * 2.0**self.weight_exp
 
 
@@ -136,7 +134,7 @@ def conv_is_exact(kernel: np.ndarray, conv: ConvSpec, weight_exp: int, max_paylo
     gave all-zero messages). So: exponent 0, a worst-case message within 24
     bits, geometry below 128 -- then it is the plain integer convolution the
     reference computes (tests/test_lava_stock.py holds the two against each other).
-    ``kernel``: the weights Lava would use (fixed_point.synapse_weights).
+    ``kernel``: the weights Lava would use (``LOIHI2.synapse_weights``).
     """
     magnitude = np.abs(kernel)
     worst = int(magnitude.reshape(magnitude.shape[0], -1).sum(1).max()) * max_payload if kernel.size else 0
@@ -169,23 +167,25 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
     # Lava infers the sign mode over the whole matrix; implicit zeros of a
     # sparse matrix never change the outcome (0 bounds every mode). A conv is
     # validated as the matrix Sparse would get, whichever process runs it.
-    mode = sign_mode(data)
-    lo, hi = CLIP_RANGE[mode]
+    mode = LOIHI2.sign_mode(data)
+    lo, hi = LOIHI2.clip_range[mode]
     if data.size and (data.min() < lo or data.max() > hi):
         raise NeurocompileError(
-            f"projection {proj.name!r}: {mode} weight mantissas must lie in [{lo}, {hi}] (Loihi 2's 8-bit synapses; Lava would clip them), got [{data.min()}, {data.max()}]"
+            f"projection {proj.name!r}: {mode} weight mantissas must lie in [{lo}, {hi}] (Loihi 2's {LOIHI2.format.weight_bits}-bit synapses; Lava would clip them), got [{data.min()}, {data.max()}]"
         )
     if isinstance(proj.weight_exp, (bool, float)) or int(proj.weight_exp) != proj.weight_exp:
         raise NeurocompileError(f"projection {proj.name!r}: weight_exp must be an integer, got {proj.weight_exp!r}")
     odd = int(np.count_nonzero(data % 2)) if mode == "mixed" else 0
     if proj.kind == "conv":
-        kernel = synapse_weights(proj, matrix=w)  # what Sparse would apply, in the kernel's layout
+        kernel = LOIHI2.synapse_weights(proj, matrix=w)  # what Sparse would apply, in the kernel's layout
         if conv_is_exact(kernel, proj.conv, proj.weight_exp, source_max):
             process, w = "Conv", kernel  # Lava's Conv neither truncates nor infers a sign mode itself
     if proj.source == net.input:
         bits = input_bits
     else:
-        bits = 1 if process == "Sparse" else 0  # binary spikes; Sparse's graded path (a dot product) is faster (LAVA.md)
+        # binary spikes; on Sparse sent as 1-bit graded payloads: Sparse computes graded input
+        # as one sparse dot product, which was measured faster than its binary path (lava-nc 0.10.0)
+        bits = 1 if process == "Sparse" else 0
     w32 = w.astype(np.int32)
     if sp.issparse(w32):
         w32 = sp.csr_matrix(w32)
@@ -205,11 +205,11 @@ def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
     where = f"population {pop.name!r}"
     for field, value in (("du", q.du), ("dv", q.dv)):
         if int(value) != value or not 0 <= value <= DECAY_MAX:
-            raise NeurocompileError(f"{where}: {field} must be an integer in [0, {DECAY_MAX}] (12-bit decay), got {value!r}")
-    vth_max = PARAM_RANGES["vth"][1]
+            raise NeurocompileError(f"{where}: {field} must be an integer in [0, {DECAY_MAX}] ({LOIHI2.format.decay_bits}-bit decay), got {value!r}")
+    vth_max = LOIHI2.param_ranges["vth"][1]
     if int(q.vth) != q.vth or not 0 <= q.vth <= vth_max:
-        raise NeurocompileError(f"{where}: vth must be an integer in [0, {vth_max}] (17 bits; Lava's vth << 6 misbehaves beyond), got {q.vth!r}")
-    check_neuron_params(pop.name, q, pop.size)  # what is left: one bias per neuron
+        raise NeurocompileError(f"{where}: vth must be an integer in [0, {vth_max}] ({LOIHI2.format.vth_bits} bits; Lava's vth << {LOIHI2.threshold_shift} misbehaves beyond), got {q.vth!r}")
+    LOIHI2.check_neuron_params(pop.name, q, pop.size)  # what is left: one bias per neuron
     readout = pop.kind == "readout"
     if readout:
         bias = np.zeros(pop.size, np.int64)  # ir.py: the decoder adds a readout's bias, not the chip

@@ -258,6 +258,9 @@ def run_worker(job_dir: Path, timeout_s: float, on_start: Optional[Callable[[int
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # multiprocessing's own temp folder (pymp-*, listener sockets of Lava's actors) inside the
+            # job folder, so that whatever removes the job folder removes it too, SIGKILL included
+            env={**os.environ, "TMPDIR": str(job_dir)},
         )
     finally:
         out.close()

@@ -8,8 +8,8 @@ their records into ``JOB_DIR/records``. On success this writes
 Why a subprocess and why ``os._exit`` on failure: after a ProcessModel
 raises, Lava 0.10 either hangs in ``run()`` (when the failing process has
 downstream consumers) or raises ``RuntimeError`` after which ``stop()`` hangs,
-and its forked actors and shared memory outlive the interpreter (LAVA.md,
-"Failures"). So on success we ``stop()`` normally; on any failure (and on
+and its forked actors and shared memory outlive the interpreter (seen with
+lava-nc 0.10.0; tests/test_lava_supervision.py runs both cases). So on success we ``stop()`` normally; on any failure (and on
 the runner's SIGTERM) we record the cause, SIGTERM the other members of our
 process group, reap them and leave with ``os._exit``; the supervising runner
 then makes sure the group is gone and removes leaked ``/dev/shm/psm_*``
@@ -135,7 +135,7 @@ class _Exit:
     """Ends the worker exactly once: optional error.json, stop the other group members, reap, ``os._exit``.
 
     ``os._exit`` skips interpreter shutdown, which hangs while Lava actors are
-    alive (LAVA.md). Group members are signalled one by one (not ``killpg``)
+    alive (lava-nc 0.10.0). Group members are signalled one by one (not ``killpg``)
     so the worker never signals itself, whichever thread gets here first.
     When the parent (the supervising runner) is gone, it also does what the
     runner would have done: SIGKILL, unlink segments, remove the job folder.
@@ -272,7 +272,7 @@ def run_job(job_dir: Path, fail) -> dict:
     from lava.magma.core.run_conditions import RunSteps
 
     from neurocompile import ir
-    from neurocompile_lava.lowering import Fault, build
+    from neurocompile_lava.lowering import build
     from neurocompile_lava.plan import plan_lowering
 
     spec = json.loads((job_dir / "job.json").read_text())
@@ -281,8 +281,7 @@ def run_job(job_dir: Path, fail) -> dict:
     frames = np.load(job_dir / "frames.npy", allow_pickle=False)
     plan = plan_lowering(net, frames)
     (job_dir / "records").mkdir(exist_ok=True)
-    fault = Fault(**spec["fault"]) if spec.get("fault") else None
-    lava_net = build(plan, frames, record_dir=str(job_dir / "records"), record_trains=spec["record_trains"], precision=spec["precision"], fault=fault)
+    lava_net = build(plan, frames, record_dir=str(job_dir / "records"), record_trains=spec["record_trains"], precision=spec["precision"])
     anchor = lava_net.anchor
     t1 = time.perf_counter()
 

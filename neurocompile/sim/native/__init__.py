@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from ...cache import cache_dir
+
 SOURCE = Path(__file__).with_name("if_step.c")
 FLAGS = [["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"]]  # best first
 
@@ -63,8 +65,6 @@ def _open(cc: str, flags: list[str], path: Path) -> Callable | None:
 @functools.cache
 def _load() -> tuple[Callable | None, str]:
     """The best flag set that compiles and loads, each build cached under its own key."""
-    from ...data import cache_dir
-
     if os.environ.get("NEUROCOMPILE_NATIVE", "1") == "0":
         return None, "disabled by NEUROCOMPILE_NATIVE=0"
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")

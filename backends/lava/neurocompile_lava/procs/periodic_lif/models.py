@@ -32,10 +32,6 @@ from neurocompile_lava.procs.periodic_lif.process import PeriodicLIF  # noqa: E4
 from neurocompile_lava.records import record_path  # noqa: E402
 
 
-class InjectedFault(RuntimeError):
-    """Raised on request (``PeriodicLIF(fault=...)``) to test run supervision."""
-
-
 class _Records:
     """Per-period spike counts, readout ``v`` and optional spike trains, saved once at the end.
 
@@ -87,10 +83,6 @@ class _PeriodicBehaviour:
         self.num_periods: int = p["num_periods"]
         self.readout: bool = p["readout"]
         self.subtract: bool = p["reset_mode"] == "subtract"
-        self.fault = p.get("fault")
-        self.fault_step: int = p.get("fault_step", 1)
-        if self.fault == "init":
-            raise InjectedFault(f"injected fault in {type(self).__name__}.__init__")
         self._records: _Records | None = None
         self._silence: np.ndarray | None = None
 
@@ -108,8 +100,6 @@ class _PeriodicBehaviour:
 
     def run_spk(self) -> None:
         step = self.time_step
-        if self.fault == "run" and step == self.fault_step:
-            raise InjectedFault(f"injected fault in {type(self).__name__}.run_spk at step {step}")
         if self._records is None:
             p = self.proc_params
             self._records = _Records(

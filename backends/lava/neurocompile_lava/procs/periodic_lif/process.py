@@ -34,7 +34,6 @@ from lava.magma.core.process.process import AbstractProcess  # noqa: E402
 from lava.magma.core.process.variable import Var  # noqa: E402
 
 ResetMode = ty.Literal["subtract", "zero"]
-Fault = ty.Optional[ty.Literal["init", "run"]]
 
 
 class PeriodicLIF(AbstractProcess):
@@ -45,10 +44,6 @@ class PeriodicLIF(AbstractProcess):
     ``bias_mant << bias_exp``; in the floating-point model ``du``, ``dv`` are
     fractions, ``vth`` is the threshold and ``bias_mant`` the bias
     (``bias_exp`` ignored), exactly as for ``lava.proc.lif.process.LIF``.
-
-    ``fault`` exists only to test the supervision of failing runs: ``"init"``
-    makes the model's constructor raise, ``"run"`` makes ``run_spk`` raise at
-    step ``fault_step``.
     """
 
     def __init__(
@@ -68,8 +63,6 @@ class PeriodicLIF(AbstractProcess):
         record_dir: str | None = None,
         label: str = "lif",
         record_trains: bool = False,
-        fault: Fault = None,
-        fault_step: int = 1,
         name: str | None = None,
     ) -> None:
         if period < 1 or num_periods < 1:
@@ -86,8 +79,6 @@ class PeriodicLIF(AbstractProcess):
             record_dir=record_dir,
             label=label,
             record_trains=bool(record_trains),
-            fault=fault,
-            fault_step=int(fault_step),
             name=name,
         )
         self.a_in = InPort(shape=shape)

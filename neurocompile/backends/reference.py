@@ -1,15 +1,21 @@
-"""The ``reference`` backend: the fixed-point engine, batched, no Lava needed."""
+"""The ``reference`` backend: the fixed-point engine (:mod:`neurocompile.sim.engine`), batched, no Lava needed.
+
+It lives with the backends, not the simulators, because it adapts the
+engine to the :class:`~neurocompile.backends.Backend` protocol: simulators
+depend on the IR only and never see the registry.
+"""
 from __future__ import annotations
 
 import time
+from typing import Optional
 
 import numpy as np
 import torch
 
-from ..backends import RunResult
 from ..ir import Network
-from . import native
-from .engine import simulate
+from ..sim import native
+from ..sim.engine import simulate
+from . import RunResult
 
 
 class ReferenceBackend:
@@ -18,6 +24,10 @@ class ReferenceBackend:
 
     def available(self) -> tuple[bool, str]:
         return True, f"bit-exact Lava fixed-point semantics in torch {torch.__version__} (CPU, batched; neurons: {native.status()})"
+
+    def describe(self, net: Network, frames: Optional[np.ndarray] = None) -> list[dict] | None:
+        """Nothing to describe: the engine runs the IR itself, with no processes to lower to."""
+        return None
 
     def run(self, net: Network, frames: np.ndarray, *, record: bool = False, timeout_s: float | None = None) -> RunResult:
         t0 = time.perf_counter()

@@ -1,18 +1,21 @@
 """Execution backends, found through the ``neurocompile.backends`` entry point group.
 
-The built-in ``reference`` backend is registered exactly the way a third
-party's would be (see ``pyproject.toml``), so nothing here special-cases it.
+The built-in ``reference`` backend (:mod:`neurocompile.backends.reference`) is
+registered exactly the way a third party's would be (see ``pyproject.toml``),
+so nothing here special-cases it. Backends sit above the simulators: they
+adapt a simulator (or a foreign runtime) to the :class:`Backend` protocol,
+and nothing below imports them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Protocol, runtime_checkable
+from typing import Optional, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import NeurocompileError
-from .ir import Network
+from ..errors import NeurocompileError
+from ..ir import Network
 
 GROUP = "neurocompile.backends"
 
@@ -51,6 +54,15 @@ class Backend(Protocol):
 
         Frame ``t`` of a sample is what the input population emits on step
         ``t + 1`` of that sample's period (see ``neurocompile.ir``).
+        """
+
+    def describe(self, net: Network, frames: Optional[np.ndarray] = None) -> list[dict] | None:
+        """What ``net`` becomes on this backend, one dict per process class, or None when there is nothing to say.
+
+        Each dict has ``process``, ``module``, ``count``, ``stock_loihi2`` (would
+        it run on an unmodified Loihi 2) and a one-paragraph ``note``; the report
+        shows them under the cross-check stage. ``frames`` (as for :meth:`run`)
+        may decide details such as binary vs graded input.
         """
 
 

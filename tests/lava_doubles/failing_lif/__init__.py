@@ -1,0 +1,1 @@
+"""FailingLIF: a PeriodicLIF whose model raises, to test how failed Lava runs are supervised."""
