@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import NeurocompileError
 from ..ir import Network, Population, Projection
+from .ops import pooled_conv
 
 Trainable = Literal["weight", "threshold", "leak", "current_decay", "bias"]
 TRAINABLE: tuple[str, ...] = ("weight", "threshold", "leak", "current_decay", "bias")
@@ -175,13 +176,33 @@ class SynapseParameters(nn.Module):
             warnings.simplefilter("ignore", UserWarning)
             return torch.sparse_csr_tensor(self.crow, self.col, self.weight, self.shape, check_invariants=False)
 
+    def _pooled(self, w: torch.Tensor):
+        """The block form of a pool-composed kernel (``ops.pooled_conv``), recomputed when the weights change.
+
+        Inference only: AvgPool(d) then Conv composes into a kernel constant on
+        d×d blocks, and a sum pool then the d²-times smaller conv needs ~d² fewer
+        multiply-adds (the same sums up to float rounding order). Training keeps
+        the full kernel, whose gradient is not block-constant.
+        """
+        key = (w.data_ptr(), w._version)
+        if getattr(self, "_pooled_key", None) != key:
+            self._pooled_key = key
+            self._pooled_form = pooled_conv(w.detach().cpu().numpy(), self.conv, w.dtype)
+        return self._pooled_form
+
     def apply(self, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(B, n_in) → (B, n_out); the same calls as ``sim/ops.project`` so the sums round the same way."""
         if x.dtype != w.dtype:
             x = x.to(w.dtype)
         if self.kind == "conv":
             c = self.conv
-            return F.conv2d(x.reshape(x.shape[0], *c.in_shape), w, None, c.stride, c.padding, 1, c.groups).reshape(x.shape[0], -1)
+            x4 = x.reshape(x.shape[0], *c.in_shape)
+            pooled = self._pooled(w) if not (w.requires_grad and torch.is_grad_enabled()) else None
+            if pooled is not None:  # inference through a pool-composed kernel: sum pool, then the small conv
+                k, d, stride, padding = pooled
+                x4 = F.avg_pool2d(x4, d, d, divisor_override=1)
+                return F.conv2d(x4, k, None, stride, padding, 1, c.groups).reshape(x.shape[0], -1)
+            return F.conv2d(x4, w, None, c.stride, c.padding, 1, c.groups).reshape(x.shape[0], -1)
         if self.kind == "sparse":
             return (w @ x.T).T
         return x @ w.T

@@ -6,6 +6,7 @@ so every result is an exact integer).
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -13,7 +14,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from ..ir import Projection
+from ..ir import ConvSpec, Projection
 
 
 def weight_tensor(proj: Projection, quantized: bool, dtype: torch.dtype) -> torch.Tensor:
@@ -42,3 +43,40 @@ def project(proj: Projection, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     if proj.kind == "sparse":
         return (w @ x.T).T
     return x @ w.T
+
+
+def _block_size(kernel: np.ndarray, axis: int, k: int, stride: int, pad: int, n_in: int, n_out: int) -> int:
+    """The largest d > 1 with the kernel constant on aligned d-blocks along ``axis`` that a sum pool can take over, else 1."""
+    for d in range(math.gcd(k, stride, pad), 1, -1):
+        if k % d or stride % d or pad % d:
+            continue
+        # the pool drops n_in % d trailing rows: exact only where the conv never reads them
+        if n_in % d and stride * (n_out - 1) - pad + k - 1 >= d * (n_in // d):
+            continue
+        blocks = np.moveaxis(kernel, axis, -1).reshape(*np.delete(kernel.shape, axis), k // d, d)
+        if (blocks == blocks[..., :1]).all():
+            return d
+    return 1
+
+
+def pooled_conv(kernel: np.ndarray, spec: ConvSpec, dtype: torch.dtype):
+    """A conv whose kernel is constant on aligned d×d blocks as (block kernel, d, stride, padding), else None.
+
+    AvgPool(d) then Conv composes into such a kernel (frontend/linear_maps.compose);
+    a sum pool then the d²-times smaller conv is the same integer sum with
+    ~d² fewer multiply-adds (in float the same sum up to rounding order).
+    """
+    w = np.asarray(kernel)
+    (_, h, wd), (_, ho, wo) = spec.in_shape, spec.out_shape
+    d = (_block_size(w, 2, w.shape[2], spec.stride[0], spec.padding[0], h, ho),
+         _block_size(w, 3, w.shape[3], spec.stride[1], spec.padding[1], wd, wo))
+    if d == (1, 1):
+        return None
+    stride = (spec.stride[0] // d[0], spec.stride[1] // d[1])
+    padding = (spec.padding[0] // d[0], spec.padding[1] // d[1])
+    kernel = w[:, :, :: d[0], :: d[1]]
+    pooled = (h // d[0], wd // d[1])
+    if ((pooled[0] + 2 * padding[0] - kernel.shape[2]) // stride[0] + 1,
+            (pooled[1] + 2 * padding[1] - kernel.shape[3]) // stride[1] + 1) != (ho, wo):
+        return None
+    return torch.from_numpy(np.ascontiguousarray(kernel)).to(dtype), d, stride, padding
