@@ -259,61 +259,78 @@ class _Capture:
         return net
 
     def call(self, node: torch.fx.Node):
-        t = node.target
+        """Dispatch through :data:`OP_HANDLERS`: an op with no handler is refused, naming it and the supported list."""
+        handler = OP_HANDLERS.get(node.target)
+        if handler is None:
+            self.refuse(node)
         args = [self.value(a) for a in node.args]
-        if t in (aten.dropout.default, aten.dropout_.default, aten.clone.default, aten.alias.default, aten.contiguous.default,
-                 aten.detach.default, aten.feature_dropout.default):
+        if handler is _Capture.identity:
             return args[0]
         if not isinstance(args[0], Affine):
             self.refuse(node, "applied to a constant")
-        x: Affine = args[0]
-        if t in (aten.relu.default, aten.relu_.default):
-            return self.new_population(node.name, x, "spiking")
-        if t in (aten.linear.default, aten.addmm.default):
-            if t == aten.addmm.default:
-                self.refuse(node, "decomposed graph: export without run_decompositions")
-            w = self.tensor(node.args[1].name)
-            b = self.tensor(node.args[2].name) if len(node.args) > 2 and node.args[2] is not None else np.zeros(w.shape[0])
-            if len(x.shape) != 1:
-                self.refuse(node, f"linear over the last axis of a {len(x.shape) + 1}-D tensor; flatten first")
-            wt = torch.from_numpy(w)
-            return x.map(Linear(w), lambda c: wt @ c + torch.from_numpy(b), (w.shape[0],))
-        if t in (aten.conv2d.default, aten.convolution.default):
-            return self.conv(node, x)
-        if t in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default):
-            g, b, mean, var = (self.tensor(a.name) if a is not None else None for a in node.args[1:5])
-            eps = node.args[-1] if t == aten._native_batch_norm_legit_no_training.default else node.args[7]
-            if t == aten.batch_norm.default and node.args[5]:
-                self.refuse(node, "batch norm in training mode: call model.eval() before export")
-            c = x.shape[0]
-            g = np.ones(c) if g is None else g
-            b = np.zeros(c) if b is None else b
-            scale = g / np.sqrt(var + eps)
-            return _fold_scale(x, scale, b - mean * scale)
-        if t == aten.avg_pool2d.default:
-            k = tuple(node.args[1]) if len(node.args[1]) == 2 else (node.args[1][0],) * 2
-            stride = tuple(node.args[2]) if len(node.args) > 2 and node.args[2] else k
-            stride = stride if len(stride) == 2 else stride * 2
-            pad = tuple(node.args[3]) if len(node.args) > 3 else (0, 0)
-            pad = pad if len(pad) == 2 else pad * 2
-            if pad != (0, 0) or (len(node.args) > 4 and node.args[4]):
-                self.refuse(node, "only avg_pool2d without padding or ceil_mode")
-            return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0], learned=False, pool=node.name)
-        if t in (aten.flatten.using_ints, aten.view.default, aten.reshape.default, aten._unsafe_view.default):
-            val = node.meta["val"].shape
-            if len(val) < 1 or str(val[0]) != str(self.batch) or int(np.prod([int(s) for s in val[1:]])) != int(np.prod(x.shape)):
-                self.refuse(node, "a reshape that mixes samples (keep the batch dimension first)")
-            shape = tuple(int(s) for s in val[1:])
-            return Affine(x.terms, x.const.reshape(shape), shape)
-        if t in (aten.add.Tensor, aten.add_.Tensor):
-            y = args[1]
-            alpha = node.kwargs.get("alpha", 1)
-            if isinstance(y, Affine) and alpha == 1 and y.shape == x.shape:
-                return Affine(x.terms + y.terms, x.const + y.const, x.shape)
-            if isinstance(y, (int, float)):
-                return Affine(x.terms, x.const + y * alpha, x.shape)
-            self.refuse(node, "only residual adds of equal shapes or adding a scalar")
-        self.refuse(node)
+        return handler(self, node, args[0], args)
+
+    def identity(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        """Ops that are the identity at inference (dropout, copies, detach)."""
+        return x
+
+    def relu(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        return self.new_population(node.name, x, "spiking")
+
+    def linear(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        if node.target == aten.addmm.default:
+            self.refuse(node, "decomposed graph: export without run_decompositions")
+        w = self.tensor(node.args[1].name)
+        b = self.tensor(node.args[2].name) if len(node.args) > 2 and node.args[2] is not None else np.zeros(w.shape[0])
+        if len(x.shape) != 1:
+            self.refuse(node, f"linear over the last axis of a {len(x.shape) + 1}-D tensor; flatten first")
+        wt = torch.from_numpy(w)
+        return x.map(Linear(w), lambda c: wt @ c + torch.from_numpy(b), (w.shape[0],))
+
+    def convolution(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        return self.conv(node, x)
+
+    def batch_norm(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        """Folded into the linear map before it (inference statistics only)."""
+        t = node.target
+        g, b, mean, var = (self.tensor(a.name) if a is not None else None for a in node.args[1:5])
+        eps = node.args[-1] if t == aten._native_batch_norm_legit_no_training.default else node.args[7]
+        if t == aten.batch_norm.default and node.args[5]:
+            self.refuse(node, "batch norm in training mode: call model.eval() before export")
+        c = x.shape[0]
+        g = np.ones(c) if g is None else g
+        b = np.zeros(c) if b is None else b
+        scale = g / np.sqrt(var + eps)
+        return _fold_scale(x, scale, b - mean * scale)
+
+    def avg_pool(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        """A depthwise conv with a constant kernel (composed into the next conv where exact)."""
+        k = tuple(node.args[1]) if len(node.args[1]) == 2 else (node.args[1][0],) * 2
+        stride = tuple(node.args[2]) if len(node.args) > 2 and node.args[2] else k
+        stride = stride if len(stride) == 2 else stride * 2
+        pad = tuple(node.args[3]) if len(node.args) > 3 else (0, 0)
+        pad = pad if len(pad) == 2 else pad * 2
+        if pad != (0, 0) or (len(node.args) > 4 and node.args[4]):
+            self.refuse(node, "only avg_pool2d without padding or ceil_mode")
+        return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0], learned=False, pool=node.name)
+
+    def reshape(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        """Free: the IR's values are flat; only a reshape that keeps samples apart is accepted."""
+        val = node.meta["val"].shape
+        if len(val) < 1 or str(val[0]) != str(self.batch) or int(np.prod([int(s) for s in val[1:]])) != int(np.prod(x.shape)):
+            self.refuse(node, "a reshape that mixes samples (keep the batch dimension first)")
+        shape = tuple(int(s) for s in val[1:])
+        return Affine(x.terms, x.const.reshape(shape), shape)
+
+    def add(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
+        """Residual adds (two affine values of one shape) and adding a scalar."""
+        y = args[1]
+        alpha = node.kwargs.get("alpha", 1)
+        if isinstance(y, Affine) and alpha == 1 and y.shape == x.shape:
+            return Affine(x.terms + y.terms, x.const + y.const, x.shape)
+        if isinstance(y, (int, float)):
+            return Affine(x.terms, x.const + y * alpha, x.shape)
+        self.refuse(node, "only residual adds of equal shapes or adding a scalar")
 
     def conv(self, node: torch.fx.Node, x: Affine) -> Affine:
         a = node.args
@@ -358,6 +375,20 @@ class _Capture:
         wt = torch.from_numpy(w)
         bt = torch.from_numpy(b) if b is not None else None
         return x.map(Conv(w, spec, learned, pool), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
+
+
+OP_HANDLERS: dict[object, Callable[..., Affine]] = {
+    **dict.fromkeys((aten.dropout.default, aten.dropout_.default, aten.clone.default, aten.alias.default,
+                     aten.contiguous.default, aten.detach.default, aten.feature_dropout.default), _Capture.identity),
+    **dict.fromkeys((aten.relu.default, aten.relu_.default), _Capture.relu),
+    **dict.fromkeys((aten.linear.default, aten.addmm.default), _Capture.linear),
+    **dict.fromkeys((aten.conv2d.default, aten.convolution.default), _Capture.convolution),
+    **dict.fromkeys((aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default), _Capture.batch_norm),
+    aten.avg_pool2d.default: _Capture.avg_pool,
+    **dict.fromkeys((aten.flatten.using_ints, aten.view.default, aten.reshape.default, aten._unsafe_view.default), _Capture.reshape),
+    **dict.fromkeys((aten.add.Tensor, aten.add_.Tensor), _Capture.add),
+}
+"""ATen op → handler. A new op is one method of ``_Capture`` and one entry here; everything else is refused."""
 
 
 def capture(ep: torch.export.ExportedProgram, pool: PoolMode = "compose") -> Network:
