@@ -161,8 +161,6 @@ def convert(network, out, data, timesteps, encoding, threshold_method, seed):
     check_timesteps([timesteps], "--timesteps")
     check_seed(seed)
     net = ir.load(network)
-    if "timesteps" in net.meta:
-        raise NeurocompileError(f"{network} is converted already; give the ANN artifact written by `neurocompile ingest`")
     ds = load_dataset(data, seed=seed)
     x = shape_for_model(ds.x_train[:512], net.population(net.input).shape)
     snn = do_convert(net, x, timesteps=timesteps, encoding=encoding, method=threshold_method)
@@ -188,8 +186,6 @@ def quantize(network, out, target):
 
     profile = chip_profile(target)
     net = ir.load(network)
-    if "timesteps" not in net.meta:
-        raise NeurocompileError(f"{network} is not converted yet; run `neurocompile convert` first")
     q = do_quantize(net, FixedPointFormat.from_profile(profile))
     _save(q, out, inputs=[network])
     click.echo(f"{out}: " + ", ".join(f"{pr.name} exp {pr.weight_exp}" for pr in q.projections))
@@ -206,12 +202,13 @@ def map_cmd(network, target):
       neurocompile map q.ncnet --target loihi
     """
     from . import ir
+    from .passes.base import IS_QUANTIZED
     from .passes.map import map_to_cores
     from .pipeline import chip_profile
 
     profile = chip_profile(target)
     net = ir.load(network)
-    if not net.quantized:
+    if not IS_QUANTIZED.holds(net):
         raise NeurocompileError(f"{network} is not quantised yet; run `neurocompile quantize` first")
     m = map_to_cores(net, profile).meta["mapping"]
     click.echo(json.dumps(m, indent=1, default=str))

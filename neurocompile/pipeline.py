@@ -10,7 +10,9 @@ import hashlib
 import json
 import sys
 import time
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ import torch
 from . import ir
 from .ir import MAX_TIMESTEPS
 from .backends import get_backend
-from .data import check_seed, load_dataset, shape_for_model
+from .data import Dataset, check_seed, load_dataset, shape_for_model
 from .errors import NeurocompileError
 from .frontend import capture, sniff_format
 from .frontend.load import load_program_and_format, program_batch_size
@@ -26,7 +28,7 @@ from .outputs import build_folder, check_output_dir
 from .passes.convert import convert
 from .passes.map import map_to_cores, placements
 from .passes.quantize import FixedPointFormat, quantize
-from .profiles import load_profile, load_profiles
+from .profiles import Profile, load_profile, load_profiles
 from .report.energy import count_ops, energy_table
 from .report.html import render_html
 from .sim.ann import ann_forward
@@ -254,123 +256,214 @@ def chip_profile(target: str):
     return profile
 
 
-def build(
-    model: str | Path,
-    *,
-    target: str = "loihi2",
-    data: str = "digits",
-    out: str | Path = "build",
-    timesteps: int = 32,
-    seed: int = 0,
-    lava_samples: int = 20,
-    backend: str = "auto",
-    encoding: str = "direct",
-    threshold_method: str = "percentile",
-    calibration_samples: int = 512,
-    trust_pickle: bool = False,
-    lava_timeout_s: float | None = None,
-    t_sweep: tuple[int, ...] = T_SWEEP,
-) -> dict:
+@dataclass(frozen=True)
+class BuildOptions:
+    """Every setting of a build, typed; :meth:`check` refuses bad ones before anything is loaded."""
+
+    target: str = "loihi2"
+    data: str = "digits"
+    timesteps: int = 32
+    seed: int = 0
+    lava_samples: int = 20
+    backend: str = "auto"
+    encoding: str = "direct"
+    threshold_method: str = "percentile"
+    calibration_samples: int = 512
+    trust_pickle: bool = False
+    lava_timeout_s: float | None = None
+    t_sweep: tuple[int, ...] = T_SWEEP
+
+    def check(self) -> None:
+        _check_options(timesteps=self.timesteps, t_sweep=self.t_sweep, seed=self.seed, lava_samples=self.lava_samples,
+                       encoding=self.encoding, threshold_method=self.threshold_method,
+                       calibration_samples=self.calibration_samples)
+
+
+@dataclass
+class BuildState:
+    """What the stages hand on to each other: the network after each pass, evaluations, records."""
+
+    model: Path
+    options: BuildOptions
+    profile: Profile
+    ds: Dataset
+    backend: str
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, object] = field(default_factory=dict)
+    stages: dict[str, dict] = field(default_factory=dict)
+    program: object = None
+    ann: ir.Network | None = None
+    snn: ir.Network | None = None
+    qnet: ir.Network | None = None
+    mapped: ir.Network | None = None
+    x_train: np.ndarray | None = None
+    x_test: np.ndarray | None = None
+    ev_float: Evaluation | None = None
+    ev_q: Evaluation | None = None
+    sweep: dict[int, float] = field(default_factory=dict)
+    lowering: list | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the build: a pass (IR → IR) and what is measured after it.
+
+    A new pass (fine-tuning, pruning) is one more Stage in :data:`STAGES`; the
+    manager times each stage, and each stage records its accuracy in ``state.stages``.
+    """
+
+    name: str
+    run: Callable[[BuildState], None]
+
+
+def _ingest_stage(st: BuildState) -> None:
+    program, fmt = load_program_and_format(st.model, sample_shape=st.ds.sample_shape, trust_pickle=st.options.trust_pickle)
+    net = capture(program)
+    st.program, st.ann = program, net.replace(meta={**net.meta, "source_format": fmt})
+    check_classes(st.ann, st.ds.num_classes, st.notes)
+    in_shape = st.ann.population(st.ann.input).shape
+    st.x_train, st.x_test = shape_for_model(st.ds.x_train, in_shape), shape_for_model(st.ds.x_test, in_shape)
+    log(f"ingested {st.model.name}: {len(st.ann.populations) - 1} populations, {len(st.ann.projections)} projections")
+
+
+def _ann_stage_run(st: BuildState) -> None:
+    st.stages["ann"], logits = _ann_stage(st.program, st.model, st.ann, st.x_test, st.ds.y_test)
+    log(f"ann accuracy {st.stages['ann']['accuracy']:.4f}")
+    check_ann_outputs(logits, st.stages["ann"]["accuracy"], st.ds.num_classes, st.notes)
+
+
+def _convert_stage(st: BuildState) -> None:
+    o = st.options
+    snn = convert(st.ann, st.x_train[: o.calibration_samples], timesteps=o.timesteps, encoding=o.encoding, method=o.threshold_method)
+    st.snn = snn.replace(meta={**snn.meta, "seed": o.seed, "data": _data_ref(o.data), "model": str(st.model.resolve())})
+
+
+def _snn_float_stage(st: BuildState) -> None:
+    st.ev_float = evaluate(st.snn, st.x_test, "float", progress="snn_float")
+    st.stages["snn_float"] = _stage(st.ev_float.accuracy(st.ds.y_test), len(st.x_test), mode="float, same schedule as the chip")
+    log(f"snn_float accuracy {st.stages['snn_float']['accuracy']:.4f} at T={st.options.timesteps}")
+
+
+def _sweep_stage(st: BuildState) -> None:
+    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(st.options.t_sweep), progress="accuracy vs T")
+    st.sweep = {T: round(a, 6) for T, a in acc.items()}
+    if st.sweep:
+        log(f"snn_float accuracy vs T: {st.sweep}")
+
+
+def _quantize_stage(st: BuildState) -> None:
+    st.qnet = quantize(st.snn, FixedPointFormat.from_profile(st.profile))
+    st.ev_q = evaluate(st.qnet, st.x_test, "fixed", progress="snn_quantized (reference backend)")
+    rec = _stage(st.ev_q.accuracy(st.ds.y_test), len(st.x_test), backend="reference (bit-exact Lava fixed point)")
+    rec["change_vs_float"] = round(rec["accuracy"] - st.stages["snn_float"]["accuracy"], 6)
+    rec["prediction_agreement_vs_float"] = round(float((st.ev_q.logits.argmax(1) == st.ev_float.logits.argmax(1)).mean()), 6)
+    st.stages["snn_quantized"] = rec
+    log(f"snn_quantized accuracy {rec['accuracy']:.4f}")
+
+
+def _map_stage(st: BuildState) -> None:
+    st.mapped = map_to_cores(st.qnet, st.profile)
+
+
+def _cross_check_stage(st: BuildState) -> None:
+    n = min(st.options.lava_samples, len(st.x_test))
+    if st.backend == "none" or not n:
+        if not st.notes:
+            st.notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
+        return
+    log(f"running {n} samples on backend {st.backend!r} ({n * period(st.mapped)} steps)")
+    lava, timing = run_lava_stage(st.mapped, st.x_test[:n], st.backend, st.options.lava_timeout_s)
+    st.timings.update(timing)
+    preds = np.asarray(lava.pop("predictions"))
+    key = "lava" if st.backend == "lava" else f"{st.backend}_cross_check"
+    st.lowering = lava.pop("lowering")
+    y = st.ds.y_test[:n]
+    st.stages[key] = _stage((preds == y).mean(), n, **lava)
+    st.stages[key]["snn_quantized_accuracy_same_samples"] = round(float((st.ev_q.logits[:n].argmax(1) == y).mean()), 6)
+    log(f"{key} accuracy {st.stages[key]['accuracy']:.4f} on {n} samples; agreement {lava['agreement']}")
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", _ingest_stage),
+    Stage("ann", _ann_stage_run),
+    Stage("convert", _convert_stage),
+    Stage("snn_float", _snn_float_stage),
+    Stage("accuracy_vs_T", _sweep_stage),
+    Stage("snn_quantized", _quantize_stage),
+    Stage("map", _map_stage),
+    Stage("cross_check", _cross_check_stage),
+)
+
+
+def run_stages(state: BuildState, stages: tuple[Stage, ...] = STAGES) -> BuildState:
+    """Run ``stages`` in order, timing each (``state.timings[name + "_s"]``)."""
+    for stage in stages:
+        t0 = time.perf_counter()
+        stage.run(state)
+        state.timings[f"{stage.name}_s"] = time.perf_counter() - t0
+    return state
+
+
+def _report(st: BuildState) -> dict:
+    """The report: a function of the inputs alone (no wall-clock figures; those go to timings.json)."""
+    o, mapped = st.options, st.mapped
+    sps = spikes_per_sample(mapped, st.ev_q)
+    ops = count_ops(mapped, sps, period(mapped))
+    profiles = load_profiles()
+    return {
+        "neurocompile_report": 1,
+        "target": o.target,
+        "model": {"file": str(st.model.resolve()), "sha256": sha256(st.model), "format": st.ann.meta.get("source_format")},
+        "data": {"spec": o.data, "train": len(st.x_train), "test": len(st.x_test), "seed": o.seed},
+        "timesteps": o.timesteps,
+        "period_steps": period(mapped),
+        "encoding": o.encoding,
+        "threshold_method": st.snn.meta["threshold_method"],
+        "stages": st.stages,
+        "accuracy_vs_T": {str(k): v for k, v in st.sweep.items()},
+        "layers": layer_table(mapped, st.ev_q),
+        "ops_per_sample": ops,
+        "energy": energy_table(mapped, ops, profiles, placements(mapped, profiles)),
+        "mapping": mapped.meta.get("mapping"),
+        "quantization": st.qnet.meta["quantization"],
+        "lowering": st.lowering,
+        "notes": st.notes,
+    }
+
+
+def build(model: str | Path, *, out: str | Path = "build", **options) -> dict:
     """Ingest → convert → quantise → map → run on Lava → report; returns the report dict.
 
-    Every option, the target, the model file and the output folder are checked
-    before any compute. Outputs: ``report.json``, ``report.html`` and
-    ``network.ncnet`` are a function of the inputs alone (byte-identical for the
-    same model, data, seed and options); wall-clock figures go to ``timings.json``.
+    ``options`` are the fields of :class:`BuildOptions`. Every option, the
+    target, the model file and the output folder are checked before any
+    compute. Outputs: ``report.json``, ``report.html`` and ``network.ncnet`` are
+    a function of the inputs alone (byte-identical for the same model, data,
+    seed and options); wall-clock figures go to ``timings.json``.
     """
     t_start = time.perf_counter()
+    unknown = set(options) - {f.name for f in fields(BuildOptions)}
+    if unknown:
+        raise TypeError(f"build() got unexpected option(s) {', '.join(sorted(unknown))}")
+    opts = BuildOptions(**{**options, "t_sweep": tuple(options.get("t_sweep", T_SWEEP))})
     model = Path(model)
-    _check_options(timesteps=timesteps, t_sweep=t_sweep, seed=seed, lava_samples=lava_samples, encoding=encoding,
-                   threshold_method=threshold_method, calibration_samples=calibration_samples)
-    profile = chip_profile(target)
-    fmt = sniff_format(model)
-    inputs = [model] + ([Path(data)] if str(data).lower().endswith(".npz") else [])
+    opts.check()
+    profile = chip_profile(opts.target)
+    sniff_format(model)
+    inputs = [model] + ([Path(opts.data)] if str(opts.data).lower().endswith(".npz") else [])
     check_output_dir(Path(out), inputs)
     notes: list[str] = []
-    timings: dict[str, object] = {}
-    backend = _choose_cross_check_backend(backend, lava_samples, notes)
-    ds = load_dataset(data, seed=seed)
+    backend = _choose_cross_check_backend(opts.backend, opts.lava_samples, notes)
+    ds = load_dataset(opts.data, seed=opts.seed)
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples")
     with build_folder(out, inputs) as folder:  # created now: an unwritable -o fails before any compute
-        program, fmt = load_program_and_format(model, sample_shape=ds.sample_shape, trust_pickle=trust_pickle)
-        net = capture(program)
-        net = net.replace(meta={**net.meta, "source_format": fmt})
-        check_classes(net, ds.num_classes, notes)
-        in_shape = net.population(net.input).shape
-        x_train, x_test = shape_for_model(ds.x_train, in_shape), shape_for_model(ds.x_test, in_shape)
-        log(f"ingested {model.name}: {len(net.populations) - 1} populations, {len(net.projections)} projections")
-
-        stages: dict[str, dict] = {}
-        stages["ann"], ann_logits = _ann_stage(program, model, net, x_test, ds.y_test)
-        log(f"ann accuracy {stages['ann']['accuracy']:.4f}")
-        check_ann_outputs(ann_logits, stages["ann"]["accuracy"], ds.num_classes, notes)
-
-        calib = x_train[:calibration_samples]
-        snn = convert(net, calib, timesteps=timesteps, encoding=encoding, method=threshold_method)
-        snn = snn.replace(meta={**snn.meta, "seed": seed, "data": _data_ref(data), "model": str(model.resolve())})
-        t0 = time.perf_counter()
-        ev_float = evaluate(snn, x_test, "float", progress="snn_float")
-        timings["snn_float_s"] = time.perf_counter() - t0
-        stages["snn_float"] = _stage(ev_float.accuracy(ds.y_test), len(x_test), mode="float, same schedule as the chip")
-        t0 = time.perf_counter()
-        sweep = {T: round(a, 6) for T, a in accuracy_vs_timesteps(snn, x_test, ds.y_test, tuple(t_sweep), progress="accuracy vs T").items()}
-        timings["accuracy_vs_T_s"] = time.perf_counter() - t0
-        log(f"snn_float accuracy {stages['snn_float']['accuracy']:.4f} at T={timesteps}; vs T: {sweep}")
-
-        qnet = quantize(snn, FixedPointFormat.from_profile(profile))
-        t0 = time.perf_counter()
-        ev_q = evaluate(qnet, x_test, "fixed", progress="snn_quantized (reference backend)")
-        timings["snn_quantized_s"] = time.perf_counter() - t0
-        stages["snn_quantized"] = _stage(ev_q.accuracy(ds.y_test), len(x_test), backend="reference (bit-exact Lava fixed point)")
-        stages["snn_quantized"]["change_vs_float"] = round(stages["snn_quantized"]["accuracy"] - stages["snn_float"]["accuracy"], 6)
-        stages["snn_quantized"]["prediction_agreement_vs_float"] = round(float((ev_q.logits.argmax(1) == ev_float.logits.argmax(1)).mean()), 6)
-        log(f"snn_quantized accuracy {stages['snn_quantized']['accuracy']:.4f}")
-
-        mapped = map_to_cores(qnet, profile)
-        lowering = None
-        n_lava = min(lava_samples, len(x_test))
-        if backend != "none" and n_lava:
-            log(f"running {n_lava} samples on backend {backend!r} ({n_lava * period(mapped)} steps)")
-            lava, lava_timing = run_lava_stage(mapped, x_test[:n_lava], backend, lava_timeout_s)
-            timings.update(lava_timing)
-            preds = np.asarray(lava.pop("predictions"))
-            key = "lava" if backend == "lava" else f"{backend}_cross_check"
-            lowering = lava.pop("lowering")
-            stages[key] = _stage((preds == ds.y_test[:n_lava]).mean(), n_lava, **lava)
-            same = (ev_q.logits[:n_lava].argmax(1) == ds.y_test[:n_lava]).mean()
-            stages[key]["snn_quantized_accuracy_same_samples"] = round(float(same), 6)
-            log(f"{key} accuracy {stages[key]['accuracy']:.4f} on {n_lava} samples; agreement {lava['agreement']}")
-        elif not notes:
-            notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
-
-        sps = spikes_per_sample(mapped, ev_q)
-        ops = count_ops(mapped, sps, period(mapped))
-        profiles = load_profiles()
-        report = {
-            "neurocompile_report": 1,
-            "target": target,
-            "model": {"file": str(model.resolve()), "sha256": sha256(model), "format": net.meta.get("source_format")},
-            "data": {"spec": data, "train": len(x_train), "test": len(x_test), "seed": seed},
-            "timesteps": timesteps,
-            "period_steps": period(mapped),
-            "encoding": encoding,
-            "threshold_method": snn.meta["threshold_method"],
-            "stages": stages,
-            "accuracy_vs_T": {str(k): v for k, v in sweep.items()},
-            "layers": layer_table(mapped, ev_q),
-            "ops_per_sample": ops,
-            "energy": energy_table(mapped, ops, profiles, placements(mapped, profiles)),
-            "mapping": mapped.meta.get("mapping"),
-            "quantization": qnet.meta["quantization"],
-            "lowering": lowering,
-            "notes": notes,
-        }
-        ir.save(mapped, folder.file(NETWORK_FILE))
+        state = run_stages(BuildState(model, opts, profile, ds, backend, notes=notes))
+        report = _report(state)
+        ir.save(state.mapped, folder.file(NETWORK_FILE))
         folder.file("report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         folder.file("report.html").write_text(render_html(report))
-        timings["build_s"] = time.perf_counter() - t_start
-        folder.file("timings.json").write_text(json.dumps(timings, indent=2, default=_json_default) + "\n")
-    log(f"wrote {out}/report.json, {out}/report.html, {out}/timings.json and {out}/{NETWORK_FILE} in {timings['build_s']:.1f} s")
+        state.timings["build_s"] = time.perf_counter() - t_start
+        folder.file("timings.json").write_text(json.dumps(state.timings, indent=2, default=_json_default) + "\n")
+    log(f"wrote {out}/report.json, {out}/report.html, {out}/timings.json and {out}/{NETWORK_FILE} in {state.timings['build_s']:.1f} s")
     return report
 
 

@@ -364,3 +364,18 @@ def test_usage_errors_are_one_line(capsys, args):
 def test_an_unknown_backend_is_refused_even_without_samples(tmp_path, trained_mlp, capsys):
     msg = refuse(capsys, ["build", trained_mlp[0], "-o", str(tmp_path / "o"), "--backend", "gpu", "--lava-samples", "0"])
     assert "gpu" in msg and "reference" in msg
+
+
+def test_passes_in_the_wrong_order_name_the_missing_step(tmp_path, trained_mlp, capsys):
+    ann = tmp_path / "a.ncnet"
+    assert main(["ingest", trained_mlp[0], "-o", str(ann)]) == 0
+    snn = tmp_path / "s.ncnet"
+    assert main(["convert", str(ann), "-o", str(snn), "-T", "8"]) == 0
+    capsys.readouterr()
+    assert "quantize needs a converted spiking network; run `neurocompile convert` first" in refuse(
+        capsys, ["quantize", str(ann), "-o", str(tmp_path / "q.ncnet")])
+    assert "convert needs an ANN that is not converted yet" in refuse(capsys, ["convert", str(snn), "-o", str(tmp_path / "c.ncnet")])
+    from neurocompile.passes.convert import convert
+    from neurocompile.passes.quantize import quantize
+
+    assert [p.need for p in quantize.preconditions] == ["a converted spiking network"] and convert.preconditions

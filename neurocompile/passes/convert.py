@@ -21,6 +21,7 @@ from ..errors import NeurocompileError
 from ..ir import Network
 from ..sim.ann import ann_forward
 from ..sim.encoding import ENCODINGS
+from .base import IS_ANN, network_pass
 
 ThresholdMethod = Literal["percentile", "max"]
 METHODS = ("percentile", "max")
@@ -45,6 +46,7 @@ def activation_scales(net: Network, x_calib: np.ndarray, method: str = "percenti
     return lam
 
 
+@network_pass(IS_ANN)
 def convert(
     net: Network,
     x_calib: np.ndarray,

@@ -22,6 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..ir import Network, NeuronQuant, Population, Projection
+from .base import IS_CONVERTED, network_pass
 from ..sim.encoding import input_scale
 from ..target import LOIHI2, FixedPointFormat
 
@@ -58,6 +59,7 @@ def _bias(b: np.ndarray, fmt: FixedPointFormat, exp_max: int | None = None) -> t
     return np.clip(np.round(b / 2.0**exp), -top, top).astype(np.int64), exp
 
 
+@network_pass(IS_CONVERTED)
 def quantize(net: Network, fmt: FixedPointFormat | None = None) -> Network:
     """The IR with ``qweight``/``weight_exp`` on projections and ``quant`` on populations.
 
