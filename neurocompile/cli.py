@@ -241,12 +241,20 @@ class Terminated(BaseException):
 
 
 def _raise_terminated(signum, frame) -> None:
-    signal.signal(signum, signal.SIG_IGN)  # a second signal must not interrupt the cleanup
+    from .outputs import defer_signal
+
+    if defer_signal(signum):  # a build folder is being put in place: the signal takes effect right after
+        return
+    for sig in _STOP_SIGNALS:  # no second signal may interrupt the cleanup
+        signal.signal(sig, signal.SIG_IGN)
     raise Terminated(signum)
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
 def _install_signal_handlers() -> None:
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in _STOP_SIGNALS:
         try:
             signal.signal(sig, _raise_terminated)
         except (ValueError, OSError):  # not the main thread (embedded use): leave the host's handlers
@@ -271,10 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         _print_error(str(e), debug)
         return 2
     except (click.exceptions.Abort, KeyboardInterrupt):
-        _print_error("stopped by SIGINT; nothing was written", debug)
+        _print_error("stopped by SIGINT; no half-written output was left", debug)
         return 130
     except Terminated as e:
-        _print_error(f"stopped by {signal.Signals(e.signum).name}; nothing was written", debug)
+        _print_error(f"stopped by {signal.Signals(e.signum).name}; no half-written output was left", debug)
         return 128 + e.signum
     except click.UsageError as e:
         where = e.ctx.command_path if e.ctx is not None else "neurocompile"

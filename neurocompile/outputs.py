@@ -21,6 +21,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import zipfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,19 +37,67 @@ _OLD_TAG = ".nc-old-"
 
 
 def _reclaim(parent: Path, name: str) -> None:
-    """Remove hidden temporary/old folders for ``name`` left by builds that died (SIGKILL, power loss)."""
+    """Clean up after builds that died (SIGKILL, power loss) next to ``name``.
+
+    A hidden temporary folder of a dead owner is removed. A hidden *old* folder
+    is a previous build that was being replaced: if the new one never took its
+    place, the old one is put back; otherwise it is removed.
+    """
     try:
         candidates = [p for p in parent.iterdir() if p.name.startswith(f".{name}{_TMP_TAG}") or p.name.startswith(f".{name}{_OLD_TAG}")]
     except OSError:
         return
+    out = parent / name
     for folder in candidates:
         record = read_owner(folder / OWNER)  # None: not ours, or being created this instant -- leave it
         try:
             mine = folder.stat().st_uid == os.getuid() and not folder.is_symlink()
         except OSError:
             continue
-        if record is not None and mine and not owner_alive(record):
-            shutil.rmtree(folder, ignore_errors=True)
+        if record is None or not mine or owner_alive(record):
+            continue
+        if folder.name.startswith(f".{name}{_OLD_TAG}") and not os.path.lexists(out):
+            try:
+                folder.rename(out)
+                (out / OWNER).unlink(missing_ok=True)
+                continue
+            except OSError:
+                pass
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_deferring = False
+_pending: list[int] = []
+
+
+def defer_signal(signum: int) -> bool:
+    """For a signal handler: True (and the signal is remembered) while a commit must not be interrupted.
+
+    Blocking the signals with ``pthread_sigmask`` is not enough: a signal sent
+    to the process is delivered to any thread that does not block it (torch's
+    and tqdm's threads), and Python then runs the handler in the main thread
+    all the same. So the deferral is decided where the handler runs.
+    """
+    if _deferring:
+        _pending.append(signum)
+    return _deferring
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Signals that arrive in the block take effect when it is done: between the two renames of a
+    commit an interruption would leave neither the old nor the new build in place."""
+    global _deferring
+    outer = _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = outer
+        if not outer and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            signal.raise_signal(signum)
 
 
 # -- checks ------------------------------------------------------------------
@@ -85,14 +134,22 @@ def check_output_dir(out: str | Path, inputs: Iterable[str | Path] = ()) -> Path
 
 
 def _files_not_in_manifest(folder: Path) -> list[str]:
-    present = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
-    if not present:
-        return []
+    """Every entry of ``folder`` (files, folders, links, not followed) that its manifest does not list.
+
+    Builds write plain files only, so any folder or link inside is a stranger;
+    a folder with entries but no readable manifest is all strangers.
+    """
+    present = []
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        rel = Path(root).relative_to(folder)
+        present += [str(rel / n) for n in (*dirs, *files)]
+    present = sorted(p for p in present if p not in (MANIFEST, OWNER))
     try:
-        listed = set(json.loads((folder / MANIFEST).read_text())["files"])
+        listed = json.loads((folder / MANIFEST).read_text())["files"]
+        listed = {f for f in listed if isinstance(f, str) and "/" not in f and f not in (".", "..")}
     except (OSError, ValueError, KeyError, TypeError):
-        return [p for p in present if p != MANIFEST]
-    return [p for p in present if p not in listed and p != MANIFEST]
+        return present
+    return [p for p in present if p not in listed or not os.path.isfile(folder / p) or os.path.islink(folder / p)]
 
 
 def _writable_error(e: OSError, out: Path) -> NeurocompileError:
@@ -137,27 +194,36 @@ class BuildFolder:
         return self.path / name
 
     def commit(self) -> None:
-        """Write the manifest and put the folder in place of ``out`` (a previous build is replaced whole)."""
+        """Write the manifest and put the folder in place of ``out`` (a previous build is replaced whole).
+
+        Signals wait until both renames are done; the previous build carries an
+        owner record before it moves aside, so that if this process is killed
+        (SIGKILL) between the renames the next build puts it back.
+        """
+        old = None
         try:
-            check_output_dir(self.out)  # nobody put a stranger's file there while we computed
-            (self.path / MANIFEST).write_text(json.dumps({"files": sorted(self.files)}, indent=1) + "\n")
-            (self.path / OWNER).unlink()
-            mode = _umask_mode()
-            os.chmod(self.path, mode)
-            for f in self.files:
-                os.chmod(self.path / f, mode & 0o666)
-            os.chmod(self.path / MANIFEST, mode & 0o666)
-            old = None
-            if self.out.exists():
-                old = self.out.with_name(f".{self.out.name}{_OLD_TAG}{os.getpid()}-{secrets.token_hex(4)}")
-                self.out.rename(old)
-                write_owner(old / OWNER)
-            self.path.rename(self.out)
+            with _signals_deferred():
+                check_output_dir(self.out)  # nobody put a stranger's file there while we computed
+                (self.path / MANIFEST).write_text(json.dumps({"files": sorted(self.files)}, indent=1) + "\n")
+                mode = _umask_mode()
+                os.chmod(self.path, mode)
+                for f in self.files:
+                    os.chmod(self.path / f, mode & 0o666)
+                os.chmod(self.path / MANIFEST, mode & 0o666)
+                if self.out.exists():
+                    old = self.out.with_name(f".{self.out.name}{_OLD_TAG}{os.getpid()}-{secrets.token_hex(4)}")
+                    write_owner(self.out / OWNER)
+                    self.out.rename(old)
+                self.path.rename(self.out)
+                (self.out / OWNER).unlink()
+                if old is not None:
+                    shutil.rmtree(old, ignore_errors=True)
         except OSError as e:
+            if old is not None and not os.path.lexists(self.out):
+                old.rename(self.out)  # put the previous build back
+                (self.out / OWNER).unlink(missing_ok=True)
             self.discard()
             raise _writable_error(e, self.out) from None
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
     def discard(self) -> None:
         if self.path is not None:

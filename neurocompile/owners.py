@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -33,10 +34,20 @@ def _boot_id() -> Optional[str]:
         return None
 
 
+def _host() -> str:
+    """This machine and pid namespace: a pid means something only there (containers sharing /tmp,
+    a home folder on NFS shared by several machines)."""
+    try:
+        ns = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        ns = ""
+    return f"{socket.gethostname()}|{ns}"
+
+
 def owner_record(pid: Optional[int] = None) -> dict:
-    """What identifies a live process across pid reuse and reboots: pid, start time, boot id."""
+    """What identifies a live process across pid reuse and reboots: host and pid namespace, pid, start time, boot id."""
     pid = os.getpid() if pid is None else pid
-    return {"pid": pid, "start": process_start_time(pid), "boot": _boot_id()}
+    return {"pid": pid, "start": process_start_time(pid), "boot": _boot_id(), "host": _host()}
 
 
 def owner_alive(owner: dict) -> bool:
@@ -45,6 +56,8 @@ def owner_alive(owner: dict) -> bool:
         pid = int(owner["pid"])
     except (KeyError, TypeError, ValueError):
         return True
+    if owner.get("host") is not None and owner["host"] != _host():
+        return True  # another machine's or container's process: we cannot tell, so it is alive
     if owner.get("boot") and _boot_id() and owner["boot"] != _boot_id():
         return False
     if owner.get("start") is not None and os.path.isdir("/proc"):

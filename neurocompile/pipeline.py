@@ -368,7 +368,7 @@ def _map_stage(st: BuildState) -> None:
 def _cross_check_stage(st: BuildState) -> None:
     n = min(st.options.lava_samples, len(st.x_test))
     if st.backend == "none" or not n:
-        if not st.notes:
+        if not any("lava stage skipped" in note for note in st.notes):
             st.notes.append("lava stage skipped (--lava-samples 0 or --backend none)")
         return
     log(f"running {n} samples on backend {st.backend!r} ({n * period(st.mapped)} steps)")

@@ -184,8 +184,14 @@ def test_a_live_builds_temporary_folder_is_left_alone(tmp_path, trained_mlp, cap
     try:
         assert _wait_for(lambda: siblings(out) != [])
         live = siblings(out)
-        assert main(["build", trained_mlp[0], "-o", str(tmp_path / "b"), *FAST]) == 0, capsys.readouterr().err
-        assert set(live) <= set(siblings(out)) or proc.poll() is not None
+        other = tmp_path / "other" / "b"  # a build beside a sibling: reclaims in its own parent only
+        assert main(["build", trained_mlp[0], "-o", str(out.parent / "c"), *FAST]) == 0, capsys.readouterr().err
+        from neurocompile.outputs import _reclaim
+
+        assert proc.poll() is None, "the long build ended before the check"
+        _reclaim(out.parent, out.name)  # what the next build of OUT does first
+        assert set(live) <= set(siblings(out)), "a live build's temporary folder was removed"
+        assert not other.exists()
     finally:
         proc.kill()
         proc.wait()
@@ -379,3 +385,53 @@ def test_passes_in_the_wrong_order_name_the_missing_step(tmp_path, trained_mlp, 
     from neurocompile.passes.quantize import quantize
 
     assert [p.need for p in quantize.preconditions] == ["a converted spiking network"] and convert.preconditions
+
+
+def test_folders_links_and_manifestless_content_are_strangers(tmp_path, trained_mlp, capsys):
+    out = tmp_path / "b"
+    out.mkdir()
+    (out / "empty").mkdir()
+    (tmp_path / "data").mkdir()
+    (out / "link").symlink_to(tmp_path / "data")
+    msg = refuse(capsys, ["build", trained_mlp[0], "-o", str(out), *FAST])
+    assert "did not write" in msg and (out / "link").is_symlink() and (out / "empty").is_dir()
+    (out / "empty").rmdir()
+    (out / "link").unlink()
+    (out / MANIFEST).write_text('{"files": ["../data", "report.json"]}')  # a manifest cannot claim what is outside
+    (out / "report.json").mkdir()  # ... nor a folder under a file's name
+    msg = refuse(capsys, ["build", trained_mlp[0], "-o", str(out), *FAST])
+    assert "did not write (report.json)" in msg
+
+
+def test_a_signal_during_the_commit_waits_until_the_new_build_is_in_place(tmp_path, trained_mlp, capsys, monkeypatch):
+    out = tmp_path / "b"
+    assert main(["build", trained_mlp[0], "-o", str(out), *FAST]) == 0
+    real_rename = Path.rename
+
+    def rename_then_signal(self, target):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives between the two renames of the commit
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename_then_signal)
+    code = main(["build", trained_mlp[0], "-o", str(out), *FAST, "--seed", "1"])
+    monkeypatch.setattr(Path, "rename", real_rename)
+    assert code == 128 + signal.SIGTERM
+    assert json.loads((out / "report.json").read_text())["data"]["seed"] == 1  # the new build, whole
+    assert siblings(out) == [] and sorted(json.loads((out / MANIFEST).read_text())["files"]) == sorted(
+        p for p in tree(out) if p != MANIFEST)
+
+
+def test_a_build_killed_between_the_renames_is_put_back(tmp_path, trained_mlp, capsys):
+    from neurocompile.outputs import BuildFolder, OWNER
+
+    out = tmp_path / "b"
+    assert main(["build", trained_mlp[0], "-o", str(out), *FAST]) == 0
+    before = tree(out)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    from neurocompile.owners import owner_record
+
+    old = tmp_path / ".b.nc-old-1-dead"
+    out.rename(old)  # what a SIGKILL between the two renames leaves
+    (old / OWNER).write_text(json.dumps(owner_record(int(dead.stdout))))
+    BuildFolder(out).discard()  # the next build starts (and fails)
+    assert tree(out) == before and siblings(out) == []

@@ -659,3 +659,32 @@ def test_pickle_memo_bomb_is_refused_quickly(tmp_path):
     t0 = time.perf_counter()
     _refused(load_program, p, sample_shape=(4,), match="memo index")
     assert time.perf_counter() - t0 < 10
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x, y):
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("where", ["input", "value"])
+def test_names_that_would_become_python_source_are_refused(tmp_path, marker, where):
+    """FX generates and execs Python from the graph's names while torch.export.load runs
+    (a review found ``y=...`` as an input's name ran as a default argument)."""
+    ep = torch.export.export(_TwoInputs().eval(), (torch.zeros(1, 4), torch.zeros(1, 4)))
+    buf = io.BytesIO()
+    torch.export.save(ep, buf)
+    payload = f'y=getattr(__import__("os"), "system")("touch {marker}")'
+
+    def edit(d):
+        name = next(n for n in d if n.startswith("models/") and n.endswith(".json"))
+        text = d[name].decode()
+        # every occurrence of the input's name "y": its placeholder, argument and value-map entries
+        d[name] = text.replace('"y"', json.dumps(payload if where == "input" else "y\nimport os")).encode()
+
+    evil = _write(tmp_path, "evil.pt2", edit_archive(buf.getvalue(), edit))
+    msg = _refused(load_program, evil, match="")
+    assert "identifier" in msg or "line break" in msg, msg

@@ -48,11 +48,13 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import keyword
 import json
 import logging
 import math
 import os
 import re
+import threading
 import warnings
 import zipfile
 from pathlib import Path
@@ -277,13 +279,36 @@ def _bad_string(s: str) -> bool:
     return any((c < " " and c not in "\n\t") or c in "\x7f\x85\u2028\u2029" for c in s)
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,200}")
+_DOTTED = re.compile(r"([A-Za-z0-9_]{1,200}(@[0-9]{1,6})?)(\.[A-Za-z0-9_]{1,200}(@[0-9]{1,6})?){0,64}")  # "0.weight" in a Sequential
+_NAME_KEYS = frozenset({"name", "as_name"})  # graph, node, argument and value names: they become Python identifiers
+_DOTTED_KEYS = frozenset({"parameter_name", "buffer_name", "fqn", "tensor_constant_name", "custom_obj_name"})
+_MULTILINE_KEYS = frozenset({"stack_trace"})  # the one free text with line breaks (FX reads it line by line)
+
+
+def _check_name(key: str, v: Any) -> str | None:
+    """Names end up in the Python source FX generates and ``exec``s while the program loads
+    (``GraphModule.recompile``): ``y=__import__('os').system(...)`` as an input's name runs as a
+    default argument. So every name must be a plain identifier (dotted paths for module and
+    parameter paths), and no keyword."""
+    if not isinstance(v, str):
+        return None
+    if key in _NAME_KEYS and not (_IDENTIFIER.fullmatch(v) and not keyword.iskeyword(v)):
+        return f"the name {v[:60]!r} is not a Python identifier"
+    if key in _DOTTED_KEYS and v and not _DOTTED.fullmatch(v):
+        return f"the {key} {v[:60]!r} is not a dotted identifier"
+    return None
+
+
 def check_program_json(program: Any) -> str | None:
     """Why a serialised torch.export program (parsed JSON) is unsafe to deserialise, or None.
 
     Walks the whole document without recursion. Checked: every ``expr_str`` (sympy, see
     :func:`check_sympy_expr`), every node ``target`` and ``as_operator`` (see
-    :func:`check_op_target`), the symbol names of ``range_constraints``, and that no
-    string holds control characters.
+    :func:`check_op_target`), the symbol names of ``range_constraints``, every name
+    that FX turns into Python source (:func:`_check_name`; also the keys of the graph's
+    ``*_values`` maps), and that no string holds control characters or, except a
+    stack trace, a line break.
     """
     if not isinstance(program, dict):
         return "the program is not a JSON object"
@@ -292,8 +317,15 @@ def check_program_json(program: Any) -> str | None:
         obj, key = stack.pop()
         if isinstance(obj, dict):
             for k, v in obj.items():
-                if _bad_string(k):
+                if _bad_string(k) or "\n" in k:
                     return f"key {k[:40]!r} holds control characters"
+                if key.endswith("_values") and not (_IDENTIFIER.fullmatch(k) and not keyword.iskeyword(k)):
+                    return f"the value name {k[:60]!r} is not a Python identifier"
+                why = _check_name(k, v)
+                if why:
+                    return why
+                if isinstance(v, str) and "\n" in v and k not in _MULTILINE_KEYS and k != "expr_str":
+                    return f"the {k!r} string {v[:40]!r} holds a line break"
                 if k == "expr_str":
                     why = check_sympy_expr(v)
                     if why:
@@ -325,19 +357,27 @@ def _refuse(path: Path, why: str) -> NeurocompileError:
 
 @contextlib.contextmanager
 def _weights_only_torch_load():
-    """Every torch.load in this block uses the weights-only unpickler (torch reads the variable per call)."""
-    keys = ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
-    saved = {k: os.environ.get(k) for k in keys}
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
-    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    """Every torch.load in this block uses the weights-only unpickler (torch reads the variable per call).
+
+    The variable is process-wide: a lock keeps two loads in different threads
+    from restoring it under each other.
+    """
+    with _ENV_LOCK:
+        keys = ("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+        saved = {k: os.environ.get(k) for k in keys}
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+        os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+_ENV_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
