@@ -56,13 +56,22 @@ def _sum_messages(msgs: list[Message]) -> torch.Tensor:
 class _Neurons:
     """State and update rule of one population in Lava's fixed-point arithmetic.
 
-    The fixed-point fast path (``self.fast``: no synaptic current, no voltage
-    decay, nothing that can wrap -- the converted networks) keeps
-    ``w = v - (vth << 6)`` instead of ``v`` in int32: then a spike is
-    ``clamp(w, 0, 1)`` -- integer arithmetic, ~5x cheaper than a comparison
-    that makes a bool tensor here (measured) -- the reset is ``w -= vth << 6``,
-    messages are added with their scale folded into ``add_``'s ``alpha``, and
-    ``u = a_in << 6`` is rebuilt from the last messages only when asked for.
+    Three ways to compute the same step, chosen per population:
+
+    * ``fast`` (integrate-and-fire: no synaptic current, no voltage decay,
+      nothing that can wrap -- the converted networks) keeps
+      ``w = v - (vth << 6)`` instead of ``v`` in int32: then a spike is
+      ``clamp(w, 0, 1)`` -- integer arithmetic, ~5x cheaper than a comparison
+      that makes a bool tensor here (measured) -- the reset is ``w -= vth << 6``,
+      messages are added with their scale folded into ``add_``'s ``alpha``, and
+      ``u = a_in << 6`` is rebuilt from the last messages only when asked for
+      (fused in C by native/if_step.c).
+    * ``lif`` (everything else: leaks, synaptic currents, wraps): ``u`` and ``v``
+      in int32 as Lava stores them. The fused C step (native/lif_step.c) is exact
+      for every parameter and input (Lava's int32 wraps are its unsigned 32-bit
+      arithmetic); without it, torch int32 ops where the bounds of
+      :meth:`_lif_bounded` prove that nothing can wrap.
+    * otherwise Lava's rules as written (fixed_point.lif_subthreshold) in int64.
     """
 
     def __init__(self, pop: Population, batch: int, mode: Mode, dtype: torch.dtype, spike_fn: Callable, in_bound: float = math.inf,
@@ -70,7 +79,8 @@ class _Neurons:
         self.pop, self.mode, self.spike_fn = pop, mode, spike_fn
         n = pop.size
         self.readout = pop.kind == "readout"
-        self.fast = False
+        self.fast = self.lif = False
+        self._lif_kernel = None
         if mode == "fixed":
             q = pop.quant
             if q is None:
@@ -89,7 +99,10 @@ class _Neurons:
                 self.du == fx.DECAY_UNITY - 1 and self.dv == 0
                 and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
             )
-            dtype = torch.int32 if self.fast else torch.int64
+            if not self.fast:
+                self._lif_kernel = native.lif_step()
+                self.lif = self._lif_kernel is not None or self._lif_bounded(in_bound, bias_max)
+            dtype = torch.int32 if self.fast or self.lif else torch.int64
             self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
         else:
             raise NeurocompileError(f"the engine simulates fixed point only (mode {mode!r}); use sim.float_sim.FloatSimulator")
@@ -98,31 +111,67 @@ class _Neurons:
         self.u = self.zero
         self.v = torch.full((batch, n), -self.off, dtype=dtype)  # v = 0 (w = -off on the fast path)
         self._drive: torch.Tensor | None = None  # fast path: bias + the static messages, once per run
+        self._act0: torch.Tensor | None = None  # lif path: the static messages' act, once per run
         self._last: list[Message] = []
-        # spikes so far; fast-path spikes are int8, and so are their counts while they cannot exceed 127
-        small = self.fast and period <= 128
-        self.counts = None if self.readout else torch.zeros(batch, n, dtype=torch.int8 if small else dtype)
+        # the C LIF step keeps u only where it decays (du < 4095); else u = act is rebuilt from the last messages
+        self._keep_u = not (self._lif_kernel is not None and self.du == fx.DECAY_UNITY - 1)
+        if self._lif_kernel is not None and self._keep_u:
+            self.u = torch.zeros(batch, n, dtype=dtype)  # owned: the C step writes it in place
+        # spikes so far; fast- and lif-path spikes are int8, and so are their counts while they cannot exceed 127
+        small = period <= 128
+        self.counts = None if self.readout else torch.zeros(batch, n, dtype=torch.int8 if small and (self.fast or self.lif) else dtype)
         self._kernel = native.if_step() if self.fast and (small or self.readout) else None
 
+    def _lif_bounded(self, in_bound: float, bias_max: int) -> bool:
+        """Whether int32 holds every value of Lava's LIF step with no wrap, so that torch int32 ops are exact.
+
+        With |a_in| <= A (``in_bound``), act = a_in << 6 has |act| <= 64·A. The synaptic
+        current decays by f_u / 4096 with f_u = 4095 - du, rounded toward zero, so
+        |u'| <= |u|·f_u / 4096 + 64·A; by induction from u = 0, |u| <= M = 64·A·4096 / (du + 1)
+        (M·f_u / 4096 + 64·A = M). M < 2^23 makes Lava's 24-bit wrap (cur > 2^23 or
+        cur <= -2^23) an identity, and every partial sum of act is below 2^23 too. v is
+        clipped to ±(2^23 - 1) and the reset keeps it there; |decay(v)| <= |v|, so
+        decay(v) + u + bias stays below 2^23 + 2^23 + bias_max < 2^31: the 32-bit wrap
+        of v is an identity too.
+        """
+        return (in_bound * (1 << fx.ACT_SHIFT) * fx.DECAY_UNITY < fx.UV_MAX * (self.du + 1)
+                and bias_max + 2 * fx.UV_MAX < (1 << 31))
+
     def reset(self) -> torch.Tensor:
-        self.u = self.zero
+        self._last = []
         if self.fast:
+            self.u = self.zero
             self.v.fill_(-self.off)  # v = 0, in place on the owned state
+        elif self._lif_kernel is not None:  # the C step updates u and v in place
+            self.v.zero_()
+            if self._keep_u:
+                self.u.zero_()
         else:
+            self.u = self.zero
             self.v = torch.zeros_like(self.zero)
         return self.zero
 
     def state(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(u, v) as Lava holds them."""
-        if not self.fast:
+        if self.fast:
+            u = _sum_messages(self._last) << fx.ACT_SHIFT if self._last else self.u
+            return u.expand_as(self.v), self.v + self.off
+        if self._keep_u:
             return self.u, self.v
-        u = _sum_messages(self._last) << fx.ACT_SHIFT if self._last else self.u
-        return u.expand_as(self.v), self.v + self.off
+        # du = 4095 on the C step: u is a_in << 6 (with Lava's wraps) of the last step's messages
+        if not self._last:
+            return self.zero, self.v
+        a_in = functools.reduce(torch.add, [x.to(torch.int64) << e for x, e in self._last])
+        zero = torch.zeros(1, dtype=torch.int64)
+        u = fx.lif_subthreshold(zero, zero, a_in, self.du, 0, zero)[0]
+        return u.to(self.v.dtype).expand_as(self.v), self.v
 
     def step(self, msgs: list[Message], static: list[bool] | None = None) -> torch.Tensor:
         """One step after the reset step: integrate, fire, reset, count."""
         if self.fast:
             return self._fast_step(msgs, static or [False] * len(msgs))
+        if self.lif:
+            return self._lif_step(msgs, static or [False] * len(msgs))
         s = self._step(msgs)
         if self.counts is not None:
             self.counts.add_(s)
@@ -141,6 +190,70 @@ class _Neurons:
         else:
             self.v.mul_(1 - s)
         return s
+
+    def _lif_step(self, msgs: list[Message], static: list[bool]) -> torch.Tensor:
+        """Lava's LIF step on int32 u, v: fused in C (exact for every input) or torch ops (exact within _lif_bounded)."""
+        self._last = msgs
+        B, n = self.v.shape
+        if self._act0 is None:  # the static messages' act: the same on every step after the reset
+            fixed = [(x.to(torch.int64), e) for (x, e), f in zip(msgs, static) if f]
+            # Lava's int32 act modulo 2^32 (no wrap at all within the torch path's bounds)
+            a0 = fx.wrap32(_sum_messages(fixed) << fx.ACT_SHIFT).to(torch.int32) if fixed else torch.zeros(1, n, dtype=torch.int32)
+            self._act0 = (a0 if a0.dim() == 2 and a0.shape[0] in (1, B) else torch.broadcast_to(a0, (B, n))).contiguous()
+        dynamic = [(x, e) for (x, e), f in zip(msgs, static) if not f]
+        if self._lif_kernel is not None:
+            return self._lif_native_step(dynamic)
+        unit = 1 << fx.ACT_SHIFT
+        act = self._act0.expand(B, n).clone()
+        for x, e in dynamic:  # |act| < 2^23 (_lif_bounded): the scale fits add_'s int32 alpha unless x is all zeros
+            x = x.to(act.dtype)  # exact within the bounds (a no-op for the int32 messages of bounded projections)
+            if e + fx.ACT_SHIFT < 31:
+                act.add_(x, alpha=unit << e)
+            else:
+                act.add_(x << e, alpha=unit)
+        if self.du != fx.DECAY_UNITY - 1:
+            act.add_(_decay32(self.u, fx.DECAY_UNITY - 1 - self.du))
+        self.u = act
+        v = _decay32(self.v, fx.DECAY_UNITY - self.dv) if self.dv else self.v + 0  # a new tensor: self.u may share nothing with it
+        v.add_(act).add_(self.bias).clamp_(-fx.UV_MAX + 1, fx.UV_MAX - 1)
+        self.v = v
+        if self.readout:
+            return self.zero
+        s = v > self.vth
+        if self.pop.reset == "subtract":
+            v.sub_(s.to(v.dtype), alpha=self.vth)
+        else:
+            v.masked_fill_(s, 0)
+        s = s.to(torch.int8)
+        self.counts.add_(s)
+        return s
+
+    def _lif_native_step(self, dynamic: list[Message]) -> torch.Tensor:
+        """The LIF step fused in C (native/lif_step.c): Lava's wraps as unsigned 32-bit arithmetic, no bound needed."""
+        u, v, act0, counts = self.u, self.v, self._act0, self.counts
+        B, n = v.shape
+        # int32 rows: a message that _Synapses wrapped to int32 may arrive in int64 (then converted exactly)
+        xs = [(x if x.shape == (B, n) else x.expand(B, n)).to(torch.int32).contiguous() for x, _ in dynamic]
+        alphas = [(1 << (e + fx.ACT_SHIFT)) & 0xFFFFFFFF for _, e in dynamic]  # (x << e) << 6 modulo 2^32
+        spikes = None if self.readout else torch.empty(B, n, dtype=torch.int8)
+        # the C side trusts these (not an assert: memory safety must hold under python -O too)
+        if not (v.dtype == torch.int32 and v.shape == (B, n) and v.is_contiguous()
+                and self.bias.dtype == torch.int32 and self.bias.shape == (n,) and self.bias.is_contiguous()
+                and act0.dtype == torch.int32 and act0.dim() == 2 and act0.shape[1] == n and act0.shape[0] in (1, B) and act0.is_contiguous()
+                and (not self._keep_u or (u.dtype == torch.int32 and u.shape == v.shape and u.is_contiguous()))
+                and (counts is None or (counts.dtype in (torch.int8, torch.int32) and counts.shape == v.shape and counts.is_contiguous()))
+                and all(x.shape == (B, n) and x.dtype == torch.int32 for x in xs)):
+            raise RuntimeError(f"internal error: population {self.pop.name!r} reached the fused LIF kernel with unexpected buffers")
+        ptrs = (ctypes.c_void_p * max(len(xs), 1))(*[x.data_ptr() for x in xs])
+        alpha_arr = (ctypes.c_uint32 * max(len(xs), 1))(*alphas)
+        self._lif_kernel(
+            u.data_ptr() if self._keep_u else None, v.data_ptr(), act0.data_ptr(), 0 if act0.shape[0] == 1 else n,
+            self.bias.data_ptr(), ptrs, alpha_arr, len(xs),
+            None if spikes is None else spikes.data_ptr(), None if counts is None else counts.data_ptr(),
+            int(counts is not None and counts.dtype == torch.int32), B, n,
+            fx.DECAY_UNITY - 1 - self.du if self._keep_u else 0, fx.DECAY_UNITY - self.dv, fx.DECAY_SHIFT, fx.UV_MAX,
+            self.vth, int(self.pop.reset == "zero"), torch.get_num_threads())
+        return self.zero if spikes is None else spikes
 
     def _fast_step(self, msgs: list[Message], static: list[bool]) -> torch.Tensor:
         w, unit = self.v, 1 << fx.ACT_SHIFT
@@ -194,6 +307,20 @@ class _Neurons:
                      None if spikes is None else spikes.data_ptr(), None if spikes is None else self.counts.data_ptr(),
                      B, n, lo, hi, self.vth if not self.readout else 0, int(self.pop.reset == "zero"), torch.get_num_threads())
         return self.zero if spikes is None else spikes
+
+
+def _decay32(x: torch.Tensor, factor: int) -> torch.Tensor:
+    """fixed_point.decay of int32 ``x`` as a new int32 tensor: ``x·factor / 4096`` rounded toward zero.
+
+    ``x·factor`` needs up to 43 bits: float64 holds it exactly (< 2^53), the
+    division by 2^12 is exact too, and the float → int32 conversion truncates
+    toward zero, as Lava's ``sign(d) · (|d| >> 12)`` does; |result| <= |x|.
+    """
+    if factor == 0:
+        return torch.zeros_like(x)
+    if factor == fx.DECAY_UNITY:
+        return x.clone()
+    return x.to(torch.float64).mul_(factor / fx.DECAY_UNITY).to(x.dtype)
 
 
 _PREPARED: dict[tuple, tuple[weakref.ref, object]] = {}

@@ -1,10 +1,12 @@
-"""A compiled kernel for the reference engine's hottest step, with torch as the fallback.
+"""Compiled kernels for the reference engine's hottest step, with torch as the fallback.
 
-The C source next to this file is compiled on first use with the machine's C
-compiler (``cc -O3 -march=native -fopenmp``) into the neurocompile cache and
-loaded with ctypes: no build step at install, code tuned to the CPU that runs
-it. Where there is no compiler, the build fails or ``NEUROCOMPILE_NATIVE=0``
-is set, :func:`if_step` returns ``None`` and the engine computes the same step
+The C sources next to this file (``if_step.c``: the integrate-and-fire fast
+path; ``lif_step.c``: Lava's whole fixed-point LIF step) are compiled together
+on first use with the machine's C compiler (``cc -O3 -march=native -fopenmp``)
+into one library in the neurocompile cache and loaded with ctypes: no build
+step at install, code tuned to the CPU that runs it. Where there is no
+compiler, the build fails or ``NEUROCOMPILE_NATIVE=0`` is set, :func:`if_step`
+and :func:`lif_step` return ``None`` and the engine computes the same steps
 with torch ops (tests hold both against Lava's rules).
 """
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Callable
 
 from ...cache import cache_dir
 
-SOURCE = Path(__file__).with_name("if_step.c")
+SOURCES = [Path(__file__).with_name(f) for f in ("if_step.c", "lif_step.c")]
 FLAGS = [["-O3", "-march=native", "-fopenmp"], ["-O3", "-fopenmp"], ["-O3"]]  # best first
 
 
@@ -40,7 +42,7 @@ def _compile(cc: str, flags: list[str], out: Path) -> bool:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         tmp_so = Path(tmp) / out.name
-        done = subprocess.run([cc, *flags, "-shared", "-fPIC", str(SOURCE), "-o", str(tmp_so)],
+        done = subprocess.run([cc, *flags, "-shared", "-fPIC", *map(str, SOURCES), "-o", str(tmp_so)],
                               capture_output=True, check=False, timeout=120)
         if done.returncode != 0:
             return False
@@ -48,13 +50,14 @@ def _compile(cc: str, flags: list[str], out: Path) -> bool:
     return True
 
 
-def _open(cc: str, flags: list[str], path: Path) -> Callable | None:
-    """The kernel from the cached build, rebuilding once if that file is missing or unloadable."""
+def _open(cc: str, flags: list[str], path: Path) -> tuple[Callable, Callable] | None:
+    """The kernels from the cached build, rebuilding once if that file is missing or unloadable."""
     for attempt in range(2):
         if not path.is_file() and not _compile(cc, flags, path):
             return None
         try:
-            return ctypes.CDLL(str(path)).nc_if_step
+            lib = ctypes.CDLL(str(path))
+            return lib.nc_if_step, lib.nc_lif_step
         except (OSError, AttributeError):
             if attempt:
                 raise
@@ -63,36 +66,50 @@ def _open(cc: str, flags: list[str], path: Path) -> Callable | None:
 
 
 @functools.cache
-def _load() -> tuple[Callable | None, str]:
+def _load() -> tuple[tuple[Callable, Callable] | None, str]:
     """The best flag set that compiles and loads, each build cached under its own key."""
     if os.environ.get("NEUROCOMPILE_NATIVE", "1") == "0":
         return None, "disabled by NEUROCOMPILE_NATIVE=0"
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         return None, "no C compiler: torch ops only"
-    src, why, cpu = SOURCE.read_bytes(), "the C compiler failed", _cpu_key()
+    src, why, cpu = b"\0".join(f.read_bytes() for f in SOURCES), "the C compiler failed", _cpu_key()
     for flags in FLAGS:
         if "-march=native" in flags and cpu is None:
             continue  # a shared cache could hand this build to a CPU that cannot run it
         key = hashlib.sha256(b"\0".join([src, cc.encode(), " ".join(flags).encode(), (cpu or "").encode()])).hexdigest()[:16]
-        path = cache_dir() / "native" / f"if_step-{key}.so"
+        path = cache_dir() / "native" / f"neurons-{key}.so"
         try:
-            fn = _open(cc, flags, path)
+            fns = _open(cc, flags, path)
         except (OSError, AttributeError, subprocess.SubprocessError) as e:
             why = str(e)
             continue
-        if fn is None:
+        if fns is None:
             continue
         p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
+        fn, lif = fns
         fn.argtypes = [p, p, i64, p, p, i32, p, p, i64, i64, i32, i32, i32, i32, i32]
-        fn.restype = None
-        return fn, f"fused C neuron kernel ({cc} {' '.join(flags)})"
+        lif.argtypes = [p, p, p, i64, p, p, p, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32, i32, i32]
+        fn.restype = lif.restype = None
+        return fns, f"fused C neuron kernels ({cc} {' '.join(flags)})"
     return None, f"{why}: torch ops only"
 
 
 def if_step() -> Callable | None:
     """``nc_if_step`` from if_step.c (built on first call), or None: use torch."""
-    return _load()[0]
+    fns = _load()[0]
+    return None if fns is None else fns[0]
+
+
+def lif_step() -> Callable | None:
+    """``nc_lif_step`` from lif_step.c, or None: use torch.
+
+    One library holds both kernels, and :func:`if_step` is its switch: where it
+    returns None (no compiler, ``NEUROCOMPILE_NATIVE=0``, or a test that patches
+    it to None to exercise the torch code) so does this.
+    """
+    fns = _load()[0]
+    return None if fns is None or if_step() is None else fns[1]
 
 
 def status() -> str:

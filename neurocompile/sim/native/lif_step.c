@@ -1,0 +1,146 @@
+/* One step of Lava's fixed-point LIF (leaky, with or without a synaptic current), fused into one pass.
+ *
+ * The reference engine (neurocompile/sim/engine.py, _Neurons) keeps u and v in int32,
+ * as Lava does, and calls this for every spiking or readout population that is not on
+ * the integrate-and-fire fast path (if_step.c). Each Lava rule (lif/models.py,
+ * AbstractPyLifModelFixed.subthr_dynamics; sim/fixed_point.py names the lines) is one
+ * expression here, and it is exact for every parameter and every input -- no bound
+ * is assumed:
+ *
+ *   act  = wrap32(wrap32(a_in) << 6)           sum_k alpha_k * msg_k  (mod 2^32; alpha_k = 2^(e_k + 6) mod 2^32)
+ *   cur  = wrap32(decay(u, 4095 - du) + act)   unsigned 32-bit add (mod 2^32)
+ *   u    = cur - 2^24 if cur > 2^23,           one conditional wrap at 24 bits (never overflows:
+ *          cur + 2^24 if cur <= -2^23          cur > 2^23 before a subtraction, <= -2^23 before an addition)
+ *   volt = wrap32(decay(v, 4096 - dv) + u + bias)   unsigned 32-bit adds (mod 2^32)
+ *   v    = clip(volt, -(2^23 - 1), 2^23 - 1)
+ *   s    = v > vth << 6;   v -= vth << 6 (subtract reset) or v = 0 (zero reset) where s
+ *   counts += s
+ *
+ * Lava's int32 stores wrap modulo 2^32, and so do unsigned additions and
+ * multiplications in C (signed overflow, undefined in C, never happens here:
+ * every wrapping sum is unsigned; the unsigned -> int32 conversions are modulo
+ * 2^32 on every compiler torch supports).
+ *
+ * decay(x, f) = sign(x·f) · (|x·f| >> 12), i.e. x·f / 4096 rounded toward zero, for
+ * any int32 x and 0 <= f <= 4096. The product needs up to 43 bits: in int64,
+ * p = x·f, trunc0(p / 2^12) = (p + (p < 0 ? 2^12 - 1 : 0)) >> 12 (a floor of the
+ * shifted-up value: ceil for negative p). The result satisfies |result| <= |x|,
+ * so it is an int32 again and Lava's np.int32 cast after the decay is an identity.
+ * (With -DNC_DECAY_SPLIT the product is split in 32-bit halves instead:
+ * |x| = a·2^12 + b, |x·f| >> 12 = a·f + (b·f >> 12), with a·f <= 2^19·2^12 = 2^31 and
+ * b·f < 2^24 in uint32 -- measured slower on AVX-512, kept for targets without
+ * 64-bit vector multiplies.)
+ *
+ * Rows are processed in chunks that stay in L1: first the messages are summed into
+ * a chunk of act, then the fused update runs over it. OpenMP splits the batch over
+ * torch's thread count, as in if_step.c, when the step is large enough to gain from it.
+ */
+#include <stdint.h>
+
+#define CHUNK 512
+
+static inline __attribute__((always_inline)) int32_t nc_decay(int32_t x, int32_t f, int32_t shift)
+{
+#ifdef NC_DECAY_SPLIT
+    uint32_t m = x < 0 ? 0u - (uint32_t)x : (uint32_t)x;
+    uint32_t lowmask = (1u << shift) - 1u;
+    uint32_t d = (m >> shift) * (uint32_t)f + (((m & lowmask) * (uint32_t)f) >> shift);
+    return (int32_t)(x < 0 ? 0u - d : d);
+#else
+    int64_t p = (int64_t)x * (int64_t)f;
+    return (int32_t)((p + ((p >> 63) & (((int64_t)1 << shift) - 1))) >> shift);
+#endif
+}
+
+/* The fused update over one chunk; the flags are compile-time constants at every call
+ * (always_inline), so each combination is its own branch-free, vectorised loop. */
+static inline __attribute__((always_inline)) void lif_chunk(
+    int32_t *restrict u, int32_t *restrict v, const uint32_t *restrict act, const int32_t *restrict bias,
+    int8_t *restrict spikes, int64_t m, int32_t fu, int32_t fv, int32_t shift, int32_t uv_max, int32_t vth,
+    const int keep_u, const int decay_u, const int decay_v, const int fire, const int zero_reset)
+{
+    const int32_t lo = -uv_max + 1, hi = uv_max - 1;
+    #pragma omp simd
+    for (int64_t i = 0; i < m; i++) {
+        uint32_t cur = act[i];
+        if (decay_u) cur += (uint32_t)nc_decay(u[i], fu, shift);
+        int32_t c = (int32_t)cur;
+        int32_t un = c > uv_max ? c - 2 * uv_max : (c <= -uv_max ? c + 2 * uv_max : c);
+        if (keep_u) u[i] = un;
+        int32_t dv = decay_v ? nc_decay(v[i], fv, shift) : v[i];
+        int32_t x = (int32_t)((uint32_t)dv + (uint32_t)un + (uint32_t)bias[i]);
+        x = x < lo ? lo : (x > hi ? hi : x);
+        if (fire) {
+            int32_t s = x > vth;
+            v[i] = s ? (zero_reset ? 0 : x - vth) : x;
+            spikes[i] = (int8_t)s;
+        } else {
+            v[i] = x;
+        }
+    }
+}
+
+#define NC_CHUNK(KU, DU, DV, FIRE, ZR) \
+    lif_chunk(ur, vr, acc, bias + c0, sr, m, fu, fv, shift, uv_max, vth, KU, DU, DV, FIRE, ZR)
+
+/* u: int32 (batch, n), or NULL when u is not kept (du = 4095: u = act, rebuilt by the engine
+ *    from the last messages when asked for); fu = 4095 - du must then be 0.
+ * act0: int32 rows of the static input's act (or NULL), act0_stride 0 (one row) or n.
+ * msgs[k]: int32 (batch, n); alphas[k] = 2^(e_k + act_shift) mod 2^32.
+ * spikes: int8 (batch, n) or NULL (a readout: never fires, nothing counted).
+ * counts: NULL, int8 (counts_wide = 0) or int32 (counts_wide = 1), (batch, n). */
+void nc_lif_step(int32_t *u, int32_t *v, const int32_t *act0, int64_t act0_stride, const int32_t *bias,
+                 const int32_t *const *msgs, const uint32_t *alphas, int32_t n_msgs,
+                 int8_t *spikes, void *counts, int32_t counts_wide, int64_t batch, int64_t n,
+                 int32_t fu, int32_t fv, int32_t shift, int32_t uv_max, int32_t vth, int32_t zero_reset,
+                 int32_t threads)
+{
+    const int decay_u = fu != 0, decay_v = fv != (1 << shift);
+    /* small steps run on one thread: waking the team costs more than they take (and much
+     * more on a loaded machine, where a sleeping thread may not get a core for a while) */
+    #pragma omp parallel for schedule(static) num_threads(threads > 0 ? threads : 1) if (batch * n >= 32768)
+    for (int64_t b = 0; b < batch; b++) {
+        uint32_t acc[CHUNK];
+        for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+            int64_t m = n - c0 < CHUNK ? n - c0 : CHUNK, off = b * n + c0;
+            if (act0) {
+                const int32_t *restrict a0 = act0 + b * act0_stride + c0;
+                for (int64_t i = 0; i < m; i++) acc[i] = (uint32_t)a0[i];
+            } else {
+                for (int64_t i = 0; i < m; i++) acc[i] = 0;
+            }
+            for (int32_t k = 0; k < n_msgs; k++) {
+                const int32_t *restrict x = msgs[k] + off;
+                uint32_t a = alphas[k];
+                #pragma omp simd
+                for (int64_t i = 0; i < m; i++) acc[i] += a * (uint32_t)x[i];
+            }
+            int32_t *ur = u ? u + off : 0, *vr = v + off;
+            int8_t *sr = spikes ? spikes + off : 0;
+            if (!spikes) {  /* a readout */
+                if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 0, 0); else NC_CHUNK(0, 0, 0, 0, 0); }
+                else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 0, 0); else NC_CHUNK(1, 1, 0, 0, 0); }
+                else { if (decay_v) NC_CHUNK(1, 0, 1, 0, 0); else NC_CHUNK(1, 0, 0, 0, 0); }
+                continue;
+            }
+            if (zero_reset) {
+                if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 1, 1); else NC_CHUNK(0, 0, 0, 1, 1); }
+                else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 1); else NC_CHUNK(1, 1, 0, 1, 1); }
+                else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 1); else NC_CHUNK(1, 0, 0, 1, 1); }
+            } else {
+                if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 1, 0); else NC_CHUNK(0, 0, 0, 1, 0); }
+                else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 0); else NC_CHUNK(1, 1, 0, 1, 0); }
+                else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 0); else NC_CHUNK(1, 0, 0, 1, 0); }
+            }
+            if (counts && counts_wide) {
+                int32_t *restrict cr = (int32_t *)counts + off;
+                #pragma omp simd
+                for (int64_t i = 0; i < m; i++) cr[i] += sr[i];
+            } else if (counts) {
+                int8_t *restrict cr = (int8_t *)counts + off;
+                #pragma omp simd
+                for (int64_t i = 0; i < m; i++) cr[i] += sr[i];
+            }
+        }
+    }
+}
