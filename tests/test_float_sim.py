@@ -180,6 +180,8 @@ def test_stepping_by_hand_equals_forward_and_exposes_the_state():
     assert torch.equal(sim.state["o"].v, whole.readout)
     for k in ("c", "c2", "h"):
         assert torch.equal(sim.state[k].v, whole.state[k].v) and torch.equal(sim.state[k].u, whole.state[k].u)
+        # forward() finds the last-spike times after the period instead of stepping them: the same
+        assert torch.equal(sim.state[k].last_spike, whole.state[k].last_spike), k
     # never-fired neurons exist and carry -inf (the time since their last spike is infinite)
     assert torch.isinf(sim.state["h"].last_spike).any() or torch.isinf(sim.state["c2"].last_spike).any()
 
@@ -315,3 +317,120 @@ def test_gradients_equal_finite_differences(reset):
         fd = (up - down) / (2 * eps)
         assert abs(fd) > 1e-3, idx  # the parameter matters, so the check can fail
         assert abs(auto - fd) <= 1e-6 * abs(fd) + 1e-8, (idx, auto, fd)
+
+
+# -- pool-composed kernels trained factorised -----------------------------------
+
+
+def pooled_net(seed: int = 0, T: int = 6) -> Network:
+    """in (2, 8, 8) → c (4, 5, 5) through a 4×4 stride-2 padded kernel constant on 2×2 blocks (AvgPool2 + Conv2 composed) → o."""
+    rng = np.random.default_rng(seed)
+    block = rng.normal(0.3, 0.5, (4, 2, 2, 2))
+    kernel = block.repeat(2, 2).repeat(2, 3)
+    pops = (Population("in", (2, 8, 8), "input"),
+            Population("c", (4, 5, 5), "spiking", threshold=1.0, bias=rng.normal(0, 0.1, 100), leak=0.125, current_decay=0.5),
+            Population("o", (5,), "readout", threshold=1.0, bias=rng.normal(0, 0.1, 5)))
+    projs = (Projection("in->c", "in", "c", "conv", kernel, conv=ConvSpec((2, 8, 8), (4, 5, 5), stride=(2, 2), padding=(2, 2))),
+             Projection("c->o", "c", "o", "dense", rng.normal(0, 0.4, (5, 100))))
+    net = Network(pops, projs, "in", "o", meta={"timesteps": T, "encoding": "rate"})
+    net.validate()
+    return net
+
+
+def _pooled_frames(net: Network, batch: int = 5, dtype=torch.float32) -> torch.Tensor:
+    x = np.random.default_rng(7).uniform(0, 1, (batch, 128))
+    return encode(x, "rate", int(net.meta["timesteps"]) + net.depth(), fixed=False, seed=1).to(dtype)
+
+
+def test_a_pool_composed_kernel_is_parametrised_by_its_block_kernel():
+    net = pooled_net()
+    sim = FloatSimulator(net, trainable={"weight"})
+    syn = sim.synapse_params("in->c")
+    assert syn.block == (2, 2) and syn.weight.shape == (4, 2, 2, 2)
+    assert torch.equal(syn.full_weight(), torch.as_tensor(net.projections[0].weight, dtype=torch.float32))
+    assert sim.synapse_params("c->o").block is None and sim.synapse_params("c->o").full_weight() is sim.synapse_params("c->o").weight
+    full = FloatSimulator(net, trainable={"weight"}, factorise_pooled=False).synapse_params("in->c")
+    assert full.block is None and full.weight.shape == (4, 2, 4, 4)
+    # training runs what inference ran (sum pool + block kernel): the same spikes and readout, bit for bit
+    frames = _pooled_frames(net)
+    trained = sim(frames, record=True)
+    with torch.no_grad():
+        ref = FloatSimulator(net, factorise_pooled=False)(frames, record=True)
+    assert torch.equal(trained.readout, ref.readout) and torch.equal(trained.spike_trains["c"], ref.spike_trains["c"])
+    assert 0 < float(ref.spike_counts["c"].sum()) < ref.spike_counts["c"].numel() * (frames.shape[1] - 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,d", [((3, 2, 8, 8), (2, 2)), ((2, 3, 9, 7), (3, 3)), ((2, 1, 6, 5), (2, 1)), ((1, 2, 7, 9), (2, 4))])
+def test_the_sum_pool_is_avg_pool_with_divisor_one_forward_and_backward(shape, d, dtype):
+    from neurocompile.sim.float_sim import _SumPool
+
+    x = torch.randn(shape, dtype=dtype, generator=torch.Generator().manual_seed(0)).requires_grad_()
+    got = _SumPool.apply(x, d)
+    want = torch.nn.functional.avg_pool2d(x, d, d, divisor_override=1)
+    assert torch.equal(got, want)  # the same sums in the same order
+    g = torch.randn(want.shape, dtype=dtype)
+    (gx,) = torch.autograd.grad(got, x, g)
+    (wx,) = torch.autograd.grad(want, x, g)
+    assert torch.equal(gx, wx)
+
+
+def _pooled_loss(sim: FloatSimulator, frames: torch.Tensor) -> torch.Tensor:
+    r = sim(frames)
+    c = torch.linspace(-1, 1, 5, dtype=frames.dtype)
+    return (torch.tanh(r.readout) * c).sum() + 0.01 * (r.spike_counts["c"] ** 2).mean()
+
+
+def test_the_block_kernels_gradient_is_the_full_kernels_summed_over_each_block():
+    """float64, smooth spikes: autograd through sum pool + block kernel equals autograd through the full kernel, block-summed."""
+    net = pooled_net(1)
+    frames = _pooled_frames(net, dtype=torch.float64)
+    kw = dict(trainable={"weight", "threshold"}, spike_fn=SoftSpike(4.0), dtype=torch.float64)
+    fact, full = FloatSimulator(net, **kw), FloatSimulator(net, factorise_pooled=False, **kw)
+    _pooled_loss(fact, frames).backward()
+    _pooled_loss(full, frames).backward()
+    g_full = full.synapse_params("in->c").weight.grad  # (4, 2, 4, 4): not block-constant
+    g_block = g_full.reshape(4, 2, 2, 2, 2, 2).sum((3, 5))
+    g_fact = fact.synapse_params("in->c").weight.grad
+    assert g_fact.shape == (4, 2, 2, 2) and g_block.abs().max() > 1e-3
+    assert torch.allclose(g_fact, g_block, rtol=1e-9, atol=1e-12)
+    # the rest of the network sees the same gradients too
+    assert torch.allclose(fact.neuron_params("c").threshold.grad, full.neuron_params("c").threshold.grad, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(fact.synapse_params("c->o").weight.grad, full.synapse_params("c->o").weight.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_the_block_kernels_gradient_equals_finite_differences():
+    net = pooled_net(2)
+    frames = _pooled_frames(net, dtype=torch.float64)
+    sim = FloatSimulator(net, trainable={"weight"}, spike_fn=SoftSpike(4.0), dtype=torch.float64)
+    w = sim.synapse_params("in->c").weight
+    _pooled_loss(sim, frames).backward()
+    eps = 1e-6
+    order = torch.argsort(w.grad.abs().flatten(), descending=True)
+    for flat in order[:3].tolist():  # the elements that matter most
+        idx = np.unravel_index(flat, w.shape)
+        with torch.no_grad():
+            w[idx] += eps
+            up = float(_pooled_loss(sim, frames))
+            w[idx] -= 2 * eps
+            down = float(_pooled_loss(sim, frames))
+            w[idx] += eps
+        fd = (up - down) / (2 * eps)
+        assert abs(fd) > 1e-3, idx
+        assert abs(float(w.grad[idx]) - fd) <= 1e-6 * abs(fd) + 1e-8, (idx, float(w.grad[idx]), fd)
+
+
+def test_factorised_training_moves_the_kernel_as_tied_blocks():
+    """An optimiser step changes the full kernel by whole blocks: it stays pool-composed."""
+    from neurocompile.sim.ops import pooled_conv
+
+    net = pooled_net(3)
+    frames = _pooled_frames(net)
+    sim = FloatSimulator(net, trainable={"weight"}, spike_fn=FastSigmoid(slope=5.0))
+    opt = torch.optim.SGD(sim.parameters(), lr=0.1)
+    _pooled_loss(sim, frames).backward()
+    opt.step()
+    syn = sim.synapse_params("in->c")
+    full = syn.full_weight().detach()
+    assert not torch.equal(full, torch.as_tensor(net.projections[0].weight, dtype=torch.float32))
+    assert pooled_conv(full.numpy(), net.projections[0].conv, torch.float32) is not None
