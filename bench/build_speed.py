@@ -24,39 +24,14 @@ import torch
 import torch.nn as nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 
 import neurocompile  # noqa: E402
 from neurocompile.cli import _quiet_torch  # noqa: E402
+from mnist_models import mnist_cnn, mnist_mlp, train  # noqa: E402
 from neurocompile.data import load_dataset  # noqa: E402
 
 TARGETS_S = {"mnist-cnn": 30.0, "mnist-mlp": 15.0}
-
-
-def mnist_cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(16, 32, 5), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
-    )
-
-
-def mnist_mlp() -> nn.Module:
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
-
-
-def train(model: nn.Module, epochs: int = 2, seed: int = 0) -> nn.Module:
-    ds = load_dataset("mnist", seed=seed)
-    torch.manual_seed(seed)
-    x, y = torch.as_tensor(ds.x_train), torch.as_tensor(ds.y_train)
-    opt = torch.optim.Adam(model.parameters(), 2e-3)
-    for _ in range(epochs):
-        model.train()
-        for i in torch.randperm(len(x)).split(64):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[i]), y[i]).backward()
-            opt.step()
-    return model.eval()
 
 
 def timed_build(name: str, model: nn.Module, tmp: Path, **kw) -> tuple[float, dict, dict]:
@@ -78,8 +53,9 @@ def main() -> int:
     torch.set_num_threads(2)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        ds = load_dataset("mnist", seed=0)
         for name, make in (("mnist-cnn", mnist_cnn), ("mnist-mlp", mnist_mlp)):
-            model = train(make(), args.epochs)
+            model, _ = train(make(), ds.x_train, ds.y_train, ds.x_test, ds.y_test, args.epochs)
             wall, report, timings = timed_build(name, model, Path(tmp), backend="none", lava_samples=0)
             acc = {k: v["accuracy"] for k, v in report["stages"].items()}
             stages = ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if k.endswith("_s") and isinstance(v, float))

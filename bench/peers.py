@@ -51,8 +51,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 
+from mnist_models import mnist_cnn as build_cnn, train as train_model  # noqa: E402
 from neurocompile.ir import ConvSpec, Network, NeuronQuant, Population, Projection  # noqa: E402
 
 T = 32
@@ -95,18 +96,8 @@ def peer_status() -> dict[str, tuple[bool, str]]:
 # ----------------------------------------------------------------------------- networks
 
 
-def build_cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(16, 32, 5), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
-    )
-
-
-def mnist_cnn(epochs: int, n_samples: int) -> tuple[Network, Network, np.ndarray, str]:
+def cnn_networks(epochs: int, n_samples: int) -> tuple[Network, Network, np.ndarray, str]:
     """(float SNN, quantised SNN, test images, description): train → export → capture → convert → quantize."""
-    from train_example import _deterministic
-
     from neurocompile.data import load_dataset
     from neurocompile.frontend import capture
     from neurocompile.passes.convert import convert
@@ -114,26 +105,8 @@ def mnist_cnn(epochs: int, n_samples: int) -> tuple[Network, Network, np.ndarray
     from neurocompile.profiles import load_profile
 
     ds = load_dataset("mnist", seed=0)
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
     t0 = time.perf_counter()
-    try:
-        with _deterministic(0):
-            module = build_cnn()
-            opt = torch.optim.AdamW(module.parameters(), lr=2e-3, weight_decay=1e-4)
-            x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
-            g = torch.Generator().manual_seed(0)
-            for _ in range(epochs):
-                module.train()
-                for b in torch.randperm(len(x), generator=g).split(64):
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(module(x[b]), y[b]).backward()
-                    opt.step()
-            module.eval()
-            with torch.no_grad():
-                acc = float((module(torch.from_numpy(ds.x_test)).argmax(1).numpy() == ds.y_test).mean())
-    finally:
-        torch.set_num_threads(old)
+    module, acc = train_model(build_cnn(), ds.x_train, ds.y_train, ds.x_test, ds.y_test, epochs)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     net = capture(torch.export.export(module.eval(), (torch.from_numpy(ds.x_test[:2]),)))
@@ -548,7 +521,7 @@ def main() -> int:
 
     rows, nets = [], {}
     if args.only in (None, "cnn"):
-        snn, qnet, x, info = mnist_cnn(args.epochs, args.batch)
+        snn, qnet, x, info = cnn_networks(args.epochs, args.batch)
         print(f"mnist cnn: {info}")
         xf, xq = frames_for(snn, x, fixed=False), frames_for(qnet, x, fixed=True)
         nets["mnist cnn"] = (snn, qnet, xq, xf, torch.from_numpy(np.ascontiguousarray(x)), True)

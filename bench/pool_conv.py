@@ -38,8 +38,9 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 
+from mnist_models import mnist_cnn, train as train_model  # noqa: E402
 from neurocompile.data import load_dataset  # noqa: E402
 from neurocompile.frontend import capture  # noqa: E402
 from neurocompile.ir import Network, Projection  # noqa: E402
@@ -55,37 +56,8 @@ T = 32
 T_SWEEP = (8, 16, 32)
 
 
-def build_cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(16, 32, 5), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
-    )
-
-
 def train(ds, epochs: int) -> tuple[nn.Module, float]:
-    from train_example import _deterministic
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with _deterministic(0):
-            module = build_cnn()
-            opt = torch.optim.AdamW(module.parameters(), lr=2e-3, weight_decay=1e-4)
-            x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
-            g = torch.Generator().manual_seed(0)
-            for _ in range(epochs):
-                module.train()
-                for b in torch.randperm(len(x), generator=g).split(64):
-                    opt.zero_grad()
-                    nn.functional.cross_entropy(module(x[b]), y[b]).backward()
-                    opt.step()
-            module.eval()
-            with torch.no_grad():
-                acc = float((module(torch.from_numpy(ds.x_test)).argmax(1).numpy() == ds.y_test).mean())
-    finally:
-        torch.set_num_threads(old)
-    return module, acc
+    return train_model(mnist_cnn(), ds.x_train, ds.y_train, ds.x_test, ds.y_test, epochs)
 
 
 def unrolled(net: Network) -> Network:

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "examples"))
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
@@ -430,7 +430,8 @@ def mnist_cnn(quick: bool, tmp: Path) -> tuple[Path, Path, Path, str] | str:
 
     from neurocompile.data import MNIST_CACHE_NAME, cache_dir, load_dataset
     from neurocompile.frontend import ingest
-    from train_example import _deterministic, export_model
+    from mnist_models import train as train_model
+    from train_example import export_model
 
     if quick and not (cache_dir() / MNIST_CACHE_NAME).is_file():
         return "skipped: MNIST is not cached and --quick never fetches it"
@@ -439,24 +440,12 @@ def mnist_cnn(quick: bool, tmp: Path) -> tuple[Path, Path, Path, str] | str:
     except NeurocompileError as e:
         return f"skipped: MNIST could not be fetched ({e})"
     n_train, epochs, n_samples = (1000, 1, 32) if quick else (len(ds.x_train), 2, 256)
-    with torch_threads(1), _deterministic(0):
-        module = nn.Sequential(  # examples/train_example.py build_cnn(), with Linear sized for 28×28
-            nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AvgPool2d(2),
-            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2),
-            nn.Flatten(), nn.Linear(16 * 7 * 7, 10),
-        )
-        opt = torch.optim.AdamW(module.parameters(), lr=2e-3, weight_decay=1e-4)
-        x, y = torch.from_numpy(ds.x_train[:n_train]), torch.from_numpy(ds.y_train[:n_train])
-        g = torch.Generator().manual_seed(0)
-        for _ in range(epochs):
-            module.train()
-            for b in torch.randperm(len(x), generator=g).split(64):
-                opt.zero_grad()
-                nn.functional.cross_entropy(module(x[b]), y[b]).backward()
-                opt.step()
-        module.eval()
-        with torch.no_grad():
-            acc = float((module(torch.from_numpy(ds.x_test)).argmax(1).numpy() == ds.y_test).mean())
+    module = nn.Sequential(  # examples/train_example.py build_cnn(), with Linear sized for 28×28
+        nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2),
+        nn.Flatten(), nn.Linear(16 * 7 * 7, 10),
+    )
+    module, acc = train_model(module, ds.x_train[:n_train], ds.y_train[:n_train], ds.x_test, ds.y_test, epochs)
     path = export_model(module, tmp / "mnist_cnn.pt2", "pt2", torch.from_numpy(ds.x_test[:1]))
     qnet = quantize_for_loihi2(ingest(path, sample_shape=ds.sample_shape), ds.x_train[:512])
     files = tmp / "mnist_cnn.ncnet", tmp / "mnist_x.npy", tmp / "mnist_y.npy"
