@@ -367,6 +367,9 @@ def _row_l1_bound(proj: Projection) -> float:
     return float(np.asarray(m.sum(1)).max()) if m.shape[0] and m.shape[1] else 0.0
 
 
+MAX_UNROLLED_CONV = 1 << 20  # entries of a conv's unrolled matrix up to which the int8 GEMM runs it
+
+
 @_per_projection
 def _int8_weights(proj: Projection, min_density: float = 0.02, max_entries: int = 1 << 24):
     """(W^T as int8, k) with W = (W^T)^T << k, or None when the weights do not fit int8.
@@ -374,9 +377,12 @@ def _int8_weights(proj: Projection, min_density: float = 0.02, max_entries: int 
     Mixed-sign Lava weights are even (sim/fixed_point.py), so they fit int8 after
     dropping their common low zero bits. With binary inputs torch._int_mm then sums
     them exactly in int32 — ~3x faster than a float32 matmul here, and without the
-    float → int conversion. Conv kernels stay on conv2d; very sparse matrices on CSR.
+    float → int conversion. Very sparse matrices stay on CSR. A conv runs unrolled
+    here while its matrix is small (measured: on 8×8 digits the int8 GEMM beats
+    conv2d ~2x); a large one stays a weight-shared conv2d (its unrolled matrix
+    would be tens of MB: the MNIST CNN's pool-composed layer is 2,048 × 9,216).
     """
-    if proj.kind == "conv":
+    if proj.kind == "conv" and np.prod(proj.conv.out_shape) * np.prod(proj.conv.in_shape) > MAX_UNROLLED_CONV:
         return None
     m = proj.matrix(quantized=True)
     if m.shape[0] * m.shape[1] > max_entries or m.nnz < min_density * m.shape[0] * m.shape[1] or m.nnz == 0:
