@@ -3,8 +3,8 @@
 User errors (NeurocompileError) print as one line and exit 2, without a
 traceback; so do file-system errors and running out of memory. Anything else is
 a bug: one line that says so, exit 1, and ``--debug`` shows the traceback.
-SIGTERM and SIGHUP unwind like Ctrl-C, so every ``finally`` runs: the Lava
-worker is stopped and half-written outputs are removed.
+SIGTERM, SIGHUP and SIGINT unwind as one exception, so every ``finally`` runs:
+the Lava worker is stopped and half-written outputs are removed.
 """
 from __future__ import annotations
 
@@ -152,10 +152,8 @@ def convert(network, out, data, timesteps, encoding, threshold_method, seed):
       neurocompile convert model.ncnet --data digits -T 32 -o snn.ncnet
     """
     from . import ir
-    from .data import load_dataset, shape_for_model
+    from .data import check_seed, data_reference, load_dataset, shape_for_model
     from .passes.convert import convert as do_convert
-
-    from .data import check_seed
     from .pipeline import check_timesteps
 
     check_timesteps([timesteps], "--timesteps")
@@ -164,8 +162,7 @@ def convert(network, out, data, timesteps, encoding, threshold_method, seed):
     ds = load_dataset(data, seed=seed)
     x = shape_for_model(ds.x_train[:512], net.population(net.input).shape)
     snn = do_convert(net, x, timesteps=timesteps, encoding=encoding, method=threshold_method)
-    data_ref = str(Path(data).resolve()) if data.lower().endswith(".npz") else data
-    _save(snn.replace(meta={**snn.meta, "seed": seed, "data": data_ref}), out, inputs=[network])
+    _save(snn.replace(meta={**snn.meta, "seed": seed, "data": data_reference(data)}), out, inputs=[network])
     click.echo(f"{out}: thresholds {', '.join(f'{p.name}={p.threshold:.3g}' for p in snn.populations if p.kind == 'spiking')}")
 
 

@@ -71,9 +71,20 @@ def load_dataset(spec: str, seed: int = 0) -> Dataset:
         return _load_digits(check_seed(seed))
     if spec.lower() == "mnist":
         return _load_mnist(check_seed(seed))
-    if spec.lower().endswith(".npz"):
+    if data_file(spec) is not None:
         return load_npz(Path(spec))
     raise NeurocompileError(f"unknown data set {spec!r}: expected {ACCEPTED_SPECS}")
+
+
+def data_file(spec: str) -> Path | None:
+    """The user's .npz file a data spec names (any case of the suffix), or None for a built-in set."""
+    return Path(spec) if str(spec).lower().endswith(".npz") else None
+
+
+def data_reference(spec: str) -> str:
+    """What an artifact records: a built-in name as it is, a file by absolute path (so `run` works from anywhere)."""
+    path = data_file(spec)
+    return str(path.resolve()) if path is not None else str(spec)
 
 
 MAX_SEED = 2**32  # exclusive: numpy and scikit-learn accept seeds in [0, 2**32)

@@ -20,24 +20,23 @@ import torch
 from . import ir
 from .ir import MAX_TIMESTEPS
 from .backends import get_backend
-from .data import Dataset, check_seed, load_dataset, shape_for_model
+from .data import Dataset, check_seed, data_file, data_reference, load_dataset, shape_for_model
 from .errors import NeurocompileError
 from .frontend import capture, sniff_format
 from .frontend.load import load_program_and_format, program_batch_size
 from .outputs import build_folder, check_output_dir
-from .passes.convert import convert
+from .passes.convert import METHODS as THRESHOLD_METHODS, convert
 from .passes.map import map_to_cores, placements
 from .passes.quantize import FixedPointFormat, quantize
 from .profiles import Profile, load_profile, load_profiles
 from .report.energy import count_ops, energy_table
 from .report.html import render_html
 from .sim.ann import ann_forward
+from .sim.encoding import ENCODINGS
 from .sim.run import Evaluation, accuracy_vs_timesteps, decode, evaluate, frames_for, period
 
 NETWORK_FILE = "network.ncnet"
 T_SWEEP = (4, 8, 16, 32, 64, 128)
-ENCODINGS = ("direct", "rate")
-THRESHOLD_METHODS = ("percentile", "max")
 
 
 def log(msg: str) -> None:
@@ -52,19 +51,13 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _data_ref(data: str) -> str:
-    """Built-in set names stay as they are; a file is recorded by absolute path so `run` works from anywhere."""
-    return str(Path(data).resolve()) if data.lower().endswith(".npz") else data
-
-
 def _stage(acc: float, n: int, **extra) -> dict:
     return {"accuracy": round(float(acc), 6), "samples": int(n), **extra}
 
 
-def _call_program(module: torch.nn.Module, x: np.ndarray, batch: int | None) -> np.ndarray:
-    """The exported module on ``x``; a program exported for a fixed batch gets exactly that batch (zero-padded)."""
+def _call_program(module: torch.nn.Module, x: np.ndarray, batch: int | None, dtype: torch.dtype) -> np.ndarray:
+    """The exported module on ``x`` in its own dtype; a program exported for a fixed batch gets exactly that batch (zero-padded)."""
     step = batch or 1
-    dtype = _program_input_dtype(module)
     outs = []
     with torch.no_grad():
         for i in range(0, len(x), step):
@@ -88,7 +81,7 @@ def _program_input_dtype(module: torch.nn.Module) -> torch.dtype:
     return torch.float32
 
 
-def _ann_stage(program, model: Path, net: ir.Network, x: np.ndarray, y: np.ndarray, check: int = 16) -> tuple[dict, np.ndarray]:
+def _ann_stage(st: BuildState, check: int = 16) -> None:
     """ANN accuracy of the captured IR, checked against the model file itself on ``check`` samples.
 
     Exported programs are often specialised to one batch size, and calling
@@ -96,19 +89,23 @@ def _ann_stage(program, model: Path, net: ir.Network, x: np.ndarray, y: np.ndarr
     batched (tests/test_frontend.py holds it to the model within 1e-5), and the
     check below proves it on this very model.
     """
+    net, x, y = st.ann, st.x_test, st.ds.y_test
     logits = ann_forward(net, torch.as_tensor(x))[net.output].numpy()
     if not np.all(np.isfinite(logits)):
-        raise NeurocompileError(f"{model.name} produces NaN or infinite outputs on the test data; check its weights")
-    module = program.module()
-    ref = _call_program(module, x[: min(check, len(x))], program_batch_size(program))
+        raise NeurocompileError(f"{st.model.name} produces NaN or infinite outputs on the test data; check its weights")
+    module = st.program.module()
+    dtype = _program_input_dtype(module)
+    ref = _call_program(module, x[: min(check, len(x))], program_batch_size(st.program), dtype)
     diff = float(np.abs(ref.reshape(len(ref), -1) - logits[: len(ref)]).max())
     scale = float(np.abs(ref).max()) or 1.0
     # the IR computes in float32; an fp16 model's own outputs carry its ~1e-3 rounding
-    tolerance = max(1e-4, 16 * torch.finfo(_program_input_dtype(module)).eps)
+    tolerance = max(1e-4, 16 * torch.finfo(dtype).eps)
     if diff > tolerance * max(scale, 1.0):
-        raise NeurocompileError(f"internal error: the captured network differs from {model.name} by {diff:.3g} (please report this model)")
-    stage = _stage((logits.argmax(1) == y).mean(), len(x), checked_against_model_file={"samples": len(ref), "max_abs_logit_diff": diff})
-    return stage, logits
+        raise NeurocompileError(f"internal error: the captured network differs from {st.model.name} by {diff:.3g} (please report this model)")
+    acc = (logits.argmax(1) == y).mean()
+    st.stages["ann"] = _stage(acc, len(x), checked_against_model_file={"samples": len(ref), "max_abs_logit_diff": diff})
+    log(f"ann accuracy {st.stages['ann']['accuracy']:.4f}")
+    check_ann_outputs(logits, st.stages["ann"]["accuracy"], st.ds.num_classes, st.notes)
 
 
 def check_classes(net: ir.Network, classes: int, notes: list[str]) -> None:
@@ -202,8 +199,7 @@ def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: floa
 
 def _choose_cross_check_backend(backend: str, samples: int, notes: list[str]) -> str:
     """``auto``: Lava where it is installed, else skip the cross-check and say why; a named backend must work."""
-    if backend not in ("none", "auto"):
-        get_backend(backend)  # an unknown name is an error even when no samples are asked for
+    be = get_backend(backend) if backend not in ("none", "auto") else None  # an unknown name is an error even without samples
     if backend == "none" or not samples:
         return "none"
     if backend == "auto":
@@ -216,7 +212,7 @@ def _choose_cross_check_backend(backend: str, samples: int, notes: list[str]) ->
             log(f"lava stage skipped: {why}")
             return "none"
         return "lava"
-    ok, why = get_backend(backend).available()  # fail fast on a missing backend
+    ok, why = be.available()  # fail fast on a backend that cannot run here
     if not ok:
         raise NeurocompileError(f"backend {backend!r} is not usable here: {why}; pass --lava-samples 0 to skip it")
     return backend
@@ -230,21 +226,6 @@ def check_timesteps(values: tuple[int, ...] | list[int], option: str) -> None:
                 f"{option} {T!r} is out of range; accepted: whole numbers from 1 to {MAX_TIMESTEPS} "
                 "(rate-coded conversion reaches the ANN's accuracy long before that)"
             )
-
-
-def _check_options(*, timesteps, t_sweep, seed, lava_samples, encoding, threshold_method, calibration_samples) -> None:
-    """Every option checked before anything is loaded or computed."""
-    check_timesteps([timesteps], "--timesteps")
-    check_timesteps(list(t_sweep), "--sweep")
-    check_seed(seed)
-    if isinstance(lava_samples, bool) or not isinstance(lava_samples, (int, np.integer)) or lava_samples < 0:
-        raise NeurocompileError(f"--lava-samples must be a whole number ≥ 0 (got {lava_samples!r})")
-    if encoding not in ENCODINGS:
-        raise NeurocompileError(f"unknown encoding {encoding!r}; accepted: {', '.join(ENCODINGS)}")
-    if threshold_method not in THRESHOLD_METHODS:
-        raise NeurocompileError(f"unknown threshold method {threshold_method!r}; accepted: {', '.join(THRESHOLD_METHODS)}")
-    if not isinstance(calibration_samples, (int, np.integer)) or calibration_samples < 1:
-        raise NeurocompileError(f"calibration_samples must be a whole number ≥ 1 (got {calibration_samples!r})")
 
 
 def chip_profile(target: str):
@@ -274,9 +255,18 @@ class BuildOptions:
     t_sweep: tuple[int, ...] = T_SWEEP
 
     def check(self) -> None:
-        _check_options(timesteps=self.timesteps, t_sweep=self.t_sweep, seed=self.seed, lava_samples=self.lava_samples,
-                       encoding=self.encoding, threshold_method=self.threshold_method,
-                       calibration_samples=self.calibration_samples)
+        check_timesteps([self.timesteps], "--timesteps")
+        check_timesteps(list(self.t_sweep), "--sweep")
+        check_seed(self.seed)
+        n = self.lava_samples
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise NeurocompileError(f"--lava-samples must be a whole number ≥ 0 (got {n!r})")
+        if self.encoding not in ENCODINGS:
+            raise NeurocompileError(f"unknown encoding {self.encoding!r}; accepted: {', '.join(ENCODINGS)}")
+        if self.threshold_method not in THRESHOLD_METHODS:
+            raise NeurocompileError(f"unknown threshold method {self.threshold_method!r}; accepted: {', '.join(THRESHOLD_METHODS)}")
+        if not isinstance(self.calibration_samples, (int, np.integer)) or self.calibration_samples < 1:
+            raise NeurocompileError(f"calibration_samples must be a whole number ≥ 1 (got {self.calibration_samples!r})")
 
 
 @dataclass
@@ -326,16 +316,10 @@ def _ingest_stage(st: BuildState) -> None:
     log(f"ingested {st.model.name}: {len(st.ann.populations) - 1} populations, {len(st.ann.projections)} projections")
 
 
-def _ann_stage_run(st: BuildState) -> None:
-    st.stages["ann"], logits = _ann_stage(st.program, st.model, st.ann, st.x_test, st.ds.y_test)
-    log(f"ann accuracy {st.stages['ann']['accuracy']:.4f}")
-    check_ann_outputs(logits, st.stages["ann"]["accuracy"], st.ds.num_classes, st.notes)
-
-
 def _convert_stage(st: BuildState) -> None:
     o = st.options
     snn = convert(st.ann, st.x_train[: o.calibration_samples], timesteps=o.timesteps, encoding=o.encoding, method=o.threshold_method)
-    st.snn = snn.replace(meta={**snn.meta, "seed": o.seed, "data": _data_ref(o.data), "model": str(st.model.resolve())})
+    st.snn = snn.replace(meta={**snn.meta, "seed": o.seed, "data": data_reference(o.data), "model": str(st.model.resolve())})
 
 
 def _snn_float_stage(st: BuildState) -> None:
@@ -385,7 +369,7 @@ def _cross_check_stage(st: BuildState) -> None:
 
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", _ingest_stage),
-    Stage("ann", _ann_stage_run),
+    Stage("ann", _ann_stage),
     Stage("convert", _convert_stage),
     Stage("snn_float", _snn_float_stage),
     Stage("accuracy_vs_T", _sweep_stage),
@@ -449,7 +433,7 @@ def build(model: str | Path, *, out: str | Path = "build", **options) -> dict:
     opts.check()
     profile = chip_profile(opts.target)
     sniff_format(model)
-    inputs = [model] + ([Path(opts.data)] if str(opts.data).lower().endswith(".npz") else [])
+    inputs = [model, *filter(None, [data_file(opts.data)])]
     check_output_dir(Path(out), inputs)
     notes: list[str] = []
     backend = _choose_cross_check_backend(opts.backend, opts.lava_samples, notes)

@@ -62,26 +62,31 @@ def _runner(net: Network, mode: str) -> Callable[..., SimResult | FloatSimResult
     return FloatSimulator(net)
 
 
-@torch.no_grad()
-def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, progress: str | None = None) -> Evaluation:
-    """Float or fixed-point simulation of ``x`` in memory-bounded batches (a progress bar on stderr when ``progress``)."""
+def _batches(net: Network, x: np.ndarray, mode: str, batch_size: int, progress: str | None, **run_kw):
+    """(first index, frames, result) per memory-bounded batch of ``x``, with a progress bar on stderr when ``progress``."""
     from tqdm import tqdm
 
     fixed = mode == "fixed"
     batch_size = batch_for(net, batch_size)
-    logits, counts, events = [], {}, []
     run = _runner(net, mode)
-    bar = tqdm(total=len(x), desc=f"  {progress}", unit="sample", file=sys.stderr, leave=False, disable=not progress,
-               mininterval=0.5)
-    with bar:
+    with tqdm(total=len(x), desc=f"  {progress}", unit="sample", file=sys.stderr, leave=False, disable=not progress,
+              mininterval=0.5) as bar:
         for start in range(0, len(x), batch_size):
             frames = frames_for(net, x[start : start + batch_size], fixed, first_index=start)
-            r = run(frames)
-            logits.append(decode(net, r.readout.numpy(), fixed))
-            for k, v in r.spike_counts.items():
-                counts.setdefault(k, []).append(v.sum(1).double().numpy())
-            events.append((frames[:, :-1] != 0).sum((1, 2)).numpy())  # frame t arrives at step t + 1: the last is never delivered
+            yield start, frames, run(frames, **run_kw)
             bar.update(len(frames))
+
+
+@torch.no_grad()
+def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, progress: str | None = None) -> Evaluation:
+    """Float or fixed-point simulation of ``x`` in memory-bounded batches (a progress bar on stderr when ``progress``)."""
+    fixed = mode == "fixed"
+    logits, counts, events = [], {}, []
+    for _, frames, r in _batches(net, x, mode, batch_size, progress):
+        logits.append(decode(net, r.readout.numpy(), fixed))
+        for k, v in r.spike_counts.items():
+            counts.setdefault(k, []).append(v.sum(1).double().numpy())
+        events.append((frames[:, :-1] != 0).sum((1, 2)).numpy())  # frame t arrives at step t + 1: the last is never delivered
     return Evaluation(np.concatenate(logits), {k: np.concatenate(v) for k, v in counts.items()}, np.concatenate(events))
 
 
@@ -92,25 +97,15 @@ def accuracy_vs_timesteps(net: Network, x: np.ndarray, y: np.ndarray, timesteps:
 
     Identical to running each T on its own (tests/test_sweep.py holds it to that), at the cost of one run.
     """
-    from tqdm import tqdm
-
     if not timesteps:
         return {}
-    fixed = mode == "fixed"
     longest = net.replace(meta={**net.meta, "timesteps": max(timesteps)})
-    depth = net.depth()
-    steps = {T: T + depth - 1 for T in timesteps}
-    batch_size = batch_for(longest, batch_size)
+    steps = {T: T + net.depth() - 1 for T in timesteps}
+    decoders = {T: net.replace(meta={**net.meta, "timesteps": T}) for T in timesteps}
     correct = dict.fromkeys(timesteps, 0)
-    run = _runner(longest, mode)
-    with tqdm(total=len(x), desc=f"  {progress}", unit="sample", file=sys.stderr, leave=False, disable=not progress,
-              mininterval=0.5) as bar:
-        for start in range(0, len(x), batch_size):
-            frames = frames_for(longest, x[start : start + batch_size], fixed, first_index=start)
-            r = run(frames, readout_steps=tuple(steps.values()))
-            for T, step in steps.items():
-                at_T = net.replace(meta={**net.meta, "timesteps": T})
-                logits = decode(at_T, r.readouts_at[step].numpy(), fixed)
-                correct[T] += int((logits.argmax(1) == np.asarray(y[start : start + batch_size])).sum())
-            bar.update(len(frames))
+    y = np.asarray(y)
+    for start, frames, r in _batches(longest, x, mode, batch_size, progress, readout_steps=tuple(steps.values())):
+        for T, step in steps.items():
+            logits = decode(decoders[T], r.readouts_at[step].numpy(), mode == "fixed")
+            correct[T] += int((logits.argmax(1) == y[start : start + len(frames)]).sum())
     return {T: correct[T] / len(x) for T in timesteps}
