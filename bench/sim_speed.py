@@ -281,7 +281,7 @@ def synaptic_floor(net: Network, frames: np.ndarray, counts: dict[str, np.ndarra
         p = float(c.sum()) / (c.size * P)
         inputs[name] = [(torch.rand(B, c.shape[1], generator=g) < p).to(torch.int32) for _ in range(P)]
     lo, hi = float(x.min()), float(x.max())
-    syns = [_Synapses(pr, B, "fixed", torch.float32, max(abs(lo), abs(hi)) if pr.source == net.input else 1.0,
+    syns = [_Synapses(pr, max(abs(lo), abs(hi)) if pr.source == net.input else 1.0,
                       binary=(lo >= 0 and hi <= 1) if pr.source == net.input else True) for pr in net.projections]
     best = float("inf")
     for _ in range(repeats):

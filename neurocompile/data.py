@@ -27,7 +27,8 @@ import numpy as np
 
 from neurocompile.cache import cache_dir
 from neurocompile.errors import NeurocompileError
-from neurocompile.files import check_input_file, open_zip, read_input_file, read_npy_member
+from neurocompile.ir import MAX_SEED
+from neurocompile.files import ArchiveTooLarge, NotAZip, check_input_file, first_line, open_zip, read_input_file, read_npy_member
 
 ACCEPTED_SPECS = "'digits', 'mnist', or a path to a .npz file"
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -87,7 +88,6 @@ def data_reference(spec: str) -> str:
     return str(path.resolve()) if path is not None else str(spec)
 
 
-MAX_SEED = 2**32  # exclusive: numpy and scikit-learn accept seeds in [0, 2**32)
 
 
 def check_seed(seed: object) -> int:
@@ -155,7 +155,7 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, seed: int) -> Dataset:
     try:
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=TEST_FRACTION, random_state=seed, stratify=y)
     except ValueError as exc:
-        raise NeurocompileError(f"{name}: cannot make a stratified train/test split: {_first_line(str(exc))}") from None
+        raise NeurocompileError(f"{name}: cannot make a stratified train/test split: {first_line(exc)}") from None
     return Dataset(name, x_tr, y_tr, x_te, y_te)
 
 
@@ -309,9 +309,9 @@ def _read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]
     data = read_input_file(path, "data file")
     try:
         z = open_zip(data, path, "data file")
-    except NeurocompileError as exc:
-        if "limit" in str(exc):
-            raise NeurocompileError(str(exc).split(": ", 1)[-1]) from None
+    except ArchiveTooLarge as exc:
+        raise NeurocompileError(f"data file: {exc.reason}") from None
+    except NotAZip:
         raise NeurocompileError("cannot be read as .npz without pickles: not a zip archive") from None
     with z:
         names = set(z.namelist())
@@ -324,7 +324,7 @@ def _read_npz_arrays(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]
             try:
                 out[key] = read_npy_member(z, name, path, "data file")
             except Exception as exc:  # noqa: BLE001 - zlib, numpy and zipfile raise many types for bad bytes
-                raise NeurocompileError(f"cannot be read as .npz without pickles: {key}: {_first_line(str(exc))}") from None
+                raise NeurocompileError(f"cannot be read as .npz without pickles: {key}: {first_line(exc)}") from None
         return out
 
 
@@ -376,7 +376,3 @@ def _count(shape: tuple[int, ...]) -> int:
     """Number of elements in a shape."""
     return int(np.prod(shape, dtype=np.int64))
 
-
-def _first_line(text: str) -> str:
-    """The first non-empty line, so messages stay on one line."""
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")

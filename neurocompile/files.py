@@ -102,27 +102,41 @@ def read_input_file(path: str | Path, what: str = "file", limit: int | None = No
         os.close(fd)
 
 
+class NotAZip(NeurocompileError):
+    """Bytes that zipfile cannot read as an archive (``reason``: why, without the path)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class ArchiveTooLarge(NotAZip):
+    """A zip with too many members or a declared unpacked size over the limit (a zip bomb?)."""
+
+
 def open_zip(data: bytes, path: str | Path, what: str, limit: int | None = None) -> zipfile.ZipFile:
     """A zip archive over in-memory bytes whose declared unpacked size is within ``limit``.
 
-    Raises a one-line error for bytes that are not a zip, too many members, or a zip bomb
-    (the sum of the members' declared sizes over the limit); members are not decompressed here.
-    zipfile never returns more than a member's declared size, so the check bounds memory.
-    ``limit`` defaults to :data:`MAX_UNPACKED_BYTES`.
+    Raises :class:`NotAZip` for bytes that are not a readable zip and :class:`ArchiveTooLarge`
+    for too many members or a zip bomb (the sum of the members' declared sizes over the
+    limit); members are not decompressed here. zipfile never returns more than a member's
+    declared size, so the check bounds memory. ``limit`` defaults to :data:`MAX_UNPACKED_BYTES`.
+    Callers tell the two apart by type, and word the message with ``reason``.
     """
     limit = MAX_UNPACKED_BYTES if limit is None else limit
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
         infos = z.infolist()
     except Exception as e:  # noqa: BLE001 - zipfile raises many types for damaged directories
-        raise NeurocompileError(f"{path}: {what}: not a readable zip archive ({_first_line(e)})") from None
+        reason = f"not a readable zip archive ({first_line(e)})"
+        raise NotAZip(f"{path}: {what}: {reason}", reason) from None
     if len(infos) > MAX_ZIP_MEMBERS:
-        raise NeurocompileError(f"{path}: {what}: {len(infos)} zip members, over the limit of {MAX_ZIP_MEMBERS}")
+        reason = f"{len(infos)} zip members, over the limit of {MAX_ZIP_MEMBERS}"
+        raise ArchiveTooLarge(f"{path}: {what}: {reason}", reason)
     total = sum(max(i.file_size, 0) for i in infos)
     if total > limit:
-        raise NeurocompileError(
-            f"{path}: {what}: members unpack to {_human(total)}, over the {_human(limit)} limit (a zip bomb?)"
-        )
+        reason = f"members unpack to {_human(total)}, over the {_human(limit)} limit (a zip bomb?)"
+        raise ArchiveTooLarge(f"{path}: {what}: {reason}", reason)
     return z
 
 
@@ -152,8 +166,9 @@ def read_npy_member(z: zipfile.ZipFile, name: str, path: str | Path, what: str) 
         return np.lib.format.read_array(f, allow_pickle=False)
 
 
-def _first_line(e: object) -> str:
+def first_line(e: object) -> str:
+    """The first line of an exception's message (its type's name when empty): error messages stay one line."""
     text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return text.splitlines()[0].strip() if text else type(e).__name__
 
 

@@ -36,10 +36,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from .errors import NeurocompileError
-from .files import _first_line, open_zip, read_input_file, read_npy_member
+from .files import ArchiveTooLarge, NotAZip, first_line, open_zip, read_input_file, read_npy_member
 
 IR_VERSION = 1
 MAX_TIMESTEPS = 4096
+MAX_SEED = 2**32  # exclusive: numpy and scikit-learn accept seeds in [0, 2**32)
 """Time steps per sample at most: one period's frames and state must fit in memory, and rate-coded
 conversion reaches the ANN's accuracy long before (the accuracy-vs-T sweep in every report shows it)."""
 
@@ -421,7 +422,7 @@ def _check_conv(pr: Projection, w: np.ndarray, where: str, shapes: dict[str, tup
 def _check_meta(meta: Any) -> None:
     if not isinstance(meta, dict):
         raise _Corrupt(f"meta must be an object, got {type(meta).__name__}")
-    for key, ok in (("timesteps", lambda v: _is_int(v) and 0 < v <= MAX_TIMESTEPS), ("seed", lambda v: _is_int(v) and 0 <= v < 2**32),
+    for key, ok in (("timesteps", lambda v: _is_int(v) and 0 < v <= MAX_TIMESTEPS), ("seed", lambda v: _is_int(v) and 0 <= v < MAX_SEED),
                     ("encoding", lambda v: isinstance(v, str)), ("data", lambda v: isinstance(v, str)),
                     ("source_format", lambda v: isinstance(v, str)), ("threshold_method", lambda v: isinstance(v, str)),
                     ("model", lambda v: isinstance(v, str)), ("mapping", lambda v: isinstance(v, dict)),
@@ -523,8 +524,10 @@ def load(path: str | Path) -> Network:
 
     try:
         z = open_zip(data, path, "network artifact")
-    except NeurocompileError as e:
-        raise (bad(str(e).split(": ", 2)[-1]) if "limit" in str(e) else alien("not a zip archive")) from None
+    except ArchiveTooLarge as e:
+        raise bad(e.reason) from None
+    except NotAZip:
+        raise alien("not a zip archive") from None
     try:
         with z:
             names = z.namelist()
@@ -536,7 +539,7 @@ def load(path: str | Path) -> Network:
             try:
                 header = json.loads(raw.decode("utf-8"))
             except (ValueError, RecursionError) as e:
-                raise _Corrupt(f"network.json is not valid JSON ({_first_line(e)})") from None
+                raise _Corrupt(f"network.json is not valid JSON ({first_line(e)})") from None
             if not isinstance(header, dict) or header.get("format") != "neurocompile-network":
                 raise alien("network.json does not describe a neurocompile network")
             if header.get("version") != IR_VERSION:
@@ -549,7 +552,7 @@ def load(path: str | Path) -> Network:
                     try:
                         arrays[n[:-4]] = read_npy_member(z, n, path, "network artifact")
                     except Exception as e:  # noqa: BLE001 - zlib, numpy and zipfile raise many types for bad bytes
-                        raise _Corrupt(f"array {n} is unreadable ({_first_line(e)})") from None
+                        raise _Corrupt(f"array {n} is unreadable ({first_line(e)})") from None
                 elif n != "network.json":
                     raise _Corrupt(f"unexpected member {n!r}")
             return _build(header, arrays)
@@ -558,4 +561,4 @@ def load(path: str | Path) -> Network:
     except _Corrupt as e:
         raise bad(str(e)) from None
     except Exception as e:  # noqa: BLE001 - whatever else damaged bytes trigger is still a damaged artifact
-        raise bad(f"{type(e).__name__}: {_first_line(e)}") from None
+        raise bad(f"{type(e).__name__}: {first_line(e)}") from None

@@ -22,8 +22,8 @@ from .ir import MAX_TIMESTEPS
 from .backends import get_backend
 from .data import Dataset, check_seed, data_file, data_reference, load_dataset, shape_for_model
 from .errors import NeurocompileError
-from .frontend import capture, sniff_format
-from .frontend.load import load_program_and_format, program_batch_size
+from .frontend import ingest_program, sniff_format
+from .frontend.load import program_batch_size
 from .outputs import build_folder, check_output_dir
 from .passes.convert import METHODS as THRESHOLD_METHODS, convert
 from .passes.map import map_to_cores, placements
@@ -307,9 +307,7 @@ class Stage:
 
 
 def _ingest_stage(st: BuildState) -> None:
-    program, fmt = load_program_and_format(st.model, sample_shape=st.ds.sample_shape, trust_pickle=st.options.trust_pickle)
-    net = capture(program)
-    st.program, st.ann = program, net.replace(meta={**net.meta, "source_format": fmt})
+    st.program, st.ann = ingest_program(st.model, st.ds.sample_shape, st.options.trust_pickle)
     check_classes(st.ann, st.ds.num_classes, st.notes)
     in_shape = st.ann.population(st.ann.input).shape
     st.x_train, st.x_test = shape_for_model(st.ds.x_train, in_shape), shape_for_model(st.ds.x_test, in_shape)

@@ -10,7 +10,7 @@ from neurocompile.ir import Network, Population, Projection
 from neurocompile.passes.convert import activation_scales, convert
 from neurocompile.sim.ann import ann_forward
 from neurocompile.sim.run import evaluate, frames_for, period
-from neurocompile.sim.engine import simulate
+from neurocompile.sim.float_sim import FloatSimulator
 
 
 def one_layer(w: np.ndarray, b: np.ndarray) -> Network:
@@ -35,7 +35,8 @@ def test_if_rates_match_relu_activations_within_one_spike():
     T = 64
     snn = convert(net, x, timesteps=T, method="max")
     lam = snn.population("h").threshold
-    r = simulate(snn, frames_for(snn, x, fixed=False), "float")
+    with torch.no_grad():
+        r = FloatSimulator(snn)(frames_for(snn, x, fixed=False))
     # layer h integrates P-1 steps (step 0 resets); rate · λ ≈ ReLU(Wx + b), error ≤ one spike
     steps = period(snn) - 1
     rate = r.spike_counts["h"].double().numpy() / steps

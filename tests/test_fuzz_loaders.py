@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -174,10 +173,12 @@ def _load_model(path: Path) -> None:
 # -- properties --------------------------------------------------------------------------
 
 def test_seeds_load():
-    _check(ir.load, _NCNET, ".ncnet")
-    _check(load_npz, _NPZ, ".npz")
-    _check(_load_model, _PT2, ".pt2")
-    _check(_load_model, _TS, ".pt")
+    """The unmutated seeds must load (else every fuzz case would only exercise the refusals)."""
+    for loader, data, suffix in ((ir.load, _NCNET, ".ncnet"), (load_npz, _NPZ, ".npz"), (_load_model, _PT2, ".pt2"),
+                                 (_load_model, _TS, ".pt")):
+        path = _WORK / f"seed{suffix}"
+        path.write_bytes(data)
+        loader(path)  # no NeurocompileError allowed here
 
 
 @FUZZ
@@ -209,5 +210,3 @@ def test_zip_of_nothing_and_random_bytes():
     for data in (b"", b"PK\x05\x06" + b"\0" * 18, write_zip([]), bytes(range(256)) * 4):
         for loader, suffix in ((ir.load, ".ncnet"), (load_npz, ".npz"), (_load_model, ".pt2")):
             _check(loader, data, suffix)
-    with zipfile.ZipFile(io.BytesIO(_PT2)) as z:
-        assert z.testzip() is None

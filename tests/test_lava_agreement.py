@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 pytest.importorskip("lava")
 from neurocompile.backends import reference  # noqa: E402
-from neurocompile.frontend.linear_maps import conv_output_hw  # noqa: E402
+from neurocompile.ir_geometry import conv_output_hw  # noqa: E402
 from neurocompile.ir import ConvSpec, Network, NeuronQuant, Population, Projection  # noqa: E402
 from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
 

@@ -11,7 +11,7 @@ pytest.importorskip("lava")
 from test_lava_agreement import random_frames, random_network  # noqa: E402
 
 from neurocompile.ir import Network  # noqa: E402
-from neurocompile.sim.engine import simulate  # noqa: E402
+from neurocompile.sim.float_sim import FloatSimulator  # noqa: E402
 from neurocompile.target import LOIHI2  # noqa: E402
 from neurocompile_lava.backend import LavaBackend  # noqa: E402
 
@@ -42,7 +42,8 @@ def test_float_engine_matches_lava_floating_pt(backend, seed):
     qnet = random_network(seed, recurrent=seed == 3)
     frames = random_frames(seed, 2, 12, graded=False)
     lava = LavaBackend(precision="floating_pt").run(qnet, frames, record=True)
-    ours = simulate(dequantize(qnet), torch.as_tensor(frames), "float", record=True, dtype=torch.float64)
+    with torch.no_grad():
+        ours = FloatSimulator(dequantize(qnet), dtype=torch.float64)(torch.as_tensor(frames), record=True)
     for name, trains in lava.spike_trains.items():
         np.testing.assert_array_equal(ours.spike_trains[name].numpy(), trains, err_msg=name)
     assert sum(int(t.sum()) for t in lava.spike_trains.values()) > 0

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from neurocompile.ir import Network, NeuronQuant, Population, Projection
 from neurocompile.sim import native
 from neurocompile.sim import fixed_point as fx
-from neurocompile.sim.engine import _decay32, _Neurons, heaviside, simulate
+from neurocompile.sim.engine import _decay32, _Neurons, simulate
 
 KERNELS = ["native", "torch"]
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])  # monkeypatch: same value every example
@@ -194,7 +194,7 @@ def test_lif_neurons_equal_the_rules_on_any_int32_input(kernel, monkeypatch, du,
     q = NeuronQuant(vth=vth, bias_mant=np.full(n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
     pop = Population("h", (n,), "readout" if readout else "spiking", reset=reset, quant=q)
     bound = float(len(exps) << amp)  # |a_in|: each x << e within ±2^amp
-    nrn = _Neurons(pop, B, "fixed", torch.int64, heaviside, in_bound=bound, period=steps + 1)
+    nrn = _Neurons(pop, B, in_bound=bound, period=steps + 1)
     nrn.reset()
     u = v = torch.zeros(B, n, dtype=torch.int64)
     bias = torch.zeros(n, dtype=torch.int64) if readout else fx.effective_bias(q.bias_mant, q.bias_exp)
@@ -222,7 +222,7 @@ def test_lif_neurons_use_their_fast_path_when_bounded(kernel, monkeypatch, du, d
     """Bounded inputs (the converted and bench networks) never reach the int64 rules, with either kernel."""
     _use(kernel, monkeypatch)
     q = NeuronQuant(vth=400, bias_mant=np.array([3]), bias_exp=2, du=du, dv=dv)
-    nrn = _Neurons(Population("h", (4,), "spiking", quant=q), 2, "fixed", torch.int64, heaviside, in_bound=20.0, period=33)
+    nrn = _Neurons(Population("h", (4,), "spiking", quant=q), 2, in_bound=20.0, period=33)
     assert nrn.lif and not nrn.fast and nrn.v.dtype == torch.int32 and nrn.counts.dtype == torch.int8
 
 

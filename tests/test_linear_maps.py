@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from neurocompile.frontend.linear_maps import avgpool_kernel, conv_matrix, conv_output_hw
+from neurocompile.frontend.linear_maps import avgpool_kernel
+from neurocompile.ir_geometry import conv_matrix, conv_output_hw
 from neurocompile.ir import ConvSpec
 
 

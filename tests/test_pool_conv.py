@@ -12,7 +12,8 @@ from nc_testutils import randomize_bn
 
 from neurocompile.errors import NeurocompileError
 from neurocompile.frontend import capture
-from neurocompile.frontend.linear_maps import avgpool_kernel, compose, conv_matrix, full_conv, grouped
+from neurocompile.frontend.linear_maps import avgpool_kernel, compose, full_conv, grouped
+from neurocompile.ir_geometry import conv_matrix
 from neurocompile.ir import ConvSpec
 from neurocompile.sim.ann import ann_forward
 
@@ -186,6 +187,7 @@ def test_unknown_pool_mode_is_refused():
 
 # -- the fixed-point engine runs a pool-composed conv pooled, bit for bit --------------------------
 from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile.sim import engine  # noqa: E402
 from neurocompile.sim.engine import _lava_effective, _pooled_conv, simulate  # noqa: E402
 
 
@@ -214,7 +216,8 @@ def _quantised_pool_conv(side: int, pool: int, k: int, stride: int, pad: int, gr
 
 
 @pytest.mark.parametrize("side,pool,k,stride,pad,groups", [(12, 2, 3, 1, 1, 1), (12, 3, 2, 1, 0, 2), (9, 2, 3, 1, 0, 1), (16, 2, 3, 2, 1, 4)])
-def test_engine_runs_a_composed_conv_pooled_and_exact(side, pool, k, stride, pad, groups):
+def test_engine_runs_a_composed_conv_pooled_and_exact(side, pool, k, stride, pad, groups, monkeypatch):
+    monkeypatch.setattr(engine, "MAX_UNROLLED_CONV", 0)  # small convs would run unrolled as int8 GEMMs: test the pooled path
     net = _quantised_pool_conv(side, pool, k, stride, pad, groups, seed=side + k)
     conv = net.projections[0]
     pooled = _pooled_conv(_lava_effective(conv), torch.float32)

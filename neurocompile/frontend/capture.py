@@ -22,8 +22,9 @@ import torch.nn.functional as F
 
 from ..errors import NeurocompileError
 from ..ir import ConvSpec, Network, Population, Projection
+from ..ir_geometry import conv_matrix, conv_output_hw
 from .linear_maps import (
-    FullConv, add, avgpool_kernel, channel_scale_conv, channel_scale_matrix, compose, conv_matrix, conv_output_hw, full_conv,
+    FullConv, add, avgpool_kernel, channel_scale_conv, channel_scale_matrix, compose, full_conv,
     grouped, identity_conv,
 )
 

@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..ir import ConvSpec
-from ..ir_geometry import conv_matrix, conv_output_hw  # noqa: F401 -- they live below the IR, which needs them; re-exported here
+from ..ir_geometry import conv_output_hw
 
 
 def avgpool_kernel(channels: int, k: tuple[int, int]) -> np.ndarray:

@@ -63,7 +63,8 @@ from typing import Any, Literal
 import torch
 
 from ..errors import NeurocompileError
-from ..files import MAX_INPUT_BYTES, MAX_UNPACKED_BYTES, _check_stat, check_input_file, open_zip, read_input_file
+from ..files import (MAX_INPUT_BYTES, MAX_UNPACKED_BYTES, ArchiveTooLarge, NotAZip, _check_stat, check_input_file, first_line,
+                     open_zip, read_input_file)
 
 ModelFormat = Literal["export", "torchscript", "pickle"]
 
@@ -76,11 +77,6 @@ HOW_TO_EXPORT = (
     "or `torch.jit.save(torch.jit.trace(model.eval(), example_input), 'model.pt')`"
 )
 ACCEPTED = "accepted: torch.export programs (.pt2) and TorchScript (.pt)"
-
-
-def _first_line(e: object) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0].strip() if text else type(e).__name__
 
 
 # -- format sniffing -----------------------------------------------------------
@@ -102,14 +98,12 @@ def _refuse_nir(path: Path) -> None:
 
 
 def _open_archive(data: bytes, path: Path) -> zipfile.ZipFile:
-    if not zipfile.is_zipfile(io.BytesIO(data)):
-        raise NeurocompileError(f"{path} is not a PyTorch archive; {ACCEPTED}")
     try:
         return open_zip(data, path, "model archive")
-    except NeurocompileError as e:
-        if "limit" in str(e):
-            raise
-        raise NeurocompileError(f"{path} is not a PyTorch archive (a damaged zip); {ACCEPTED}") from None
+    except ArchiveTooLarge:
+        raise
+    except NotAZip as e:
+        raise NeurocompileError(f"{path} is not a PyTorch archive ({e.reason}); {ACCEPTED}") from None
 
 
 def sniff_format(path: str | Path) -> ModelFormat:
@@ -142,7 +136,7 @@ _SYMPY_FUNCTIONS = frozenset(
     PowByNatural FloatPow FloatTrueDiv IntTrueDiv IsNonOverlappingAndDenseIndicator TruncToFloat
     TruncToInt RoundToInt RoundDecimal ToFloat Identity""".split()
 )
-_SYMPY_CONSTANTS = frozenset("oo zoo nan true false S".split()) - {"S"}
+_SYMPY_CONSTANTS = frozenset("oo zoo nan true false".split())
 _SYMPY_KEYWORDS = frozenset(
     """positive negative nonnegative nonpositive integer real finite infinite nonzero zero commutative
     even odd rational precision evaluate extended_real""".split()
@@ -420,7 +414,7 @@ def _validate_pt2(data: bytes, z: zipfile.ZipFile, path: Path) -> None:
     try:
         reader = torch._C.PyTorchFileReader(io.BytesIO(data))
     except Exception as e:  # noqa: BLE001 - torch's reader refuses the archive
-        raise _refuse(path, f"torch cannot read the archive ({_first_line(e)})") from None
+        raise _refuse(path, f"torch cannot read the archive ({first_line(e)})") from None
 
     def record(name: str) -> bytes:
         try:
@@ -435,7 +429,7 @@ def _validate_pt2(data: bytes, z: zipfile.ZipFile, path: Path) -> None:
         try:
             return json.loads(record(name).decode("utf-8"))
         except (ValueError, RecursionError, MemoryError) as e:
-            raise _refuse(path, f"{name} is not valid JSON ({_first_line(e)})") from None
+            raise _refuse(path, f"{name} is not valid JSON ({first_line(e)})") from None
 
     why = check_program_json(parse_json(C.MODELS_FILENAME_FORMAT.format("model")))
     if why:
@@ -447,7 +441,7 @@ def _validate_pt2(data: bytes, z: zipfile.ZipFile, path: Path) -> None:
             cfg = _dict_to_dataclass(schema.PayloadConfig, raw)
             entries = dict(cfg.config)
         except Exception as e:  # noqa: BLE001 - torch's own parser rejects it
-            raise _refuse(path, f"{cfg_name} is malformed ({_first_line(e)})") from None
+            raise _refuse(path, f"{cfg_name} is malformed ({first_line(e)})") from None
         for fqn, meta in entries.items():
             pn = meta.path_name
             if not isinstance(pn, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,200}", pn) or ".." in pn:
@@ -488,12 +482,12 @@ def _load_export(data: bytes, z: zipfile.ZipFile, path: Path) -> torch.export.Ex
     except NeurocompileError:
         raise
     except Exception as e:  # noqa: BLE001 - a shape of damage the checks did not foresee is still damage
-        raise _refuse(path, f"the archive is malformed ({type(e).__name__}: {_first_line(e)[:120]})") from None
+        raise _refuse(path, f"the archive is malformed ({type(e).__name__}: {first_line(e)[:120]})") from None
     try:
         with _weights_only_torch_load(), _quiet():
             ep = torch.export.load(io.BytesIO(data))
     except Exception as e:  # noqa: BLE001 - torch's own failure, reported on one line
-        raise NeurocompileError(f"{path}: torch.export.load failed: {_first_line(e)}") from None
+        raise NeurocompileError(f"{path}: torch.export.load failed: {first_line(e)}") from None
     if not isinstance(ep, torch.export.ExportedProgram):
         raise NeurocompileError(f"{path}: torch.export.load did not return a program; {HOW_TO_EXPORT}")
     ep._guards_code = []  # Python source that ep.module() would exec; guards only re-check input shapes
@@ -523,7 +517,6 @@ class _StubBase(dict):
 
     def __init__(self, *args, **kwargs):
         super().__init__()
-        self._nc_args = args
 
     def __setstate__(self, state):
         pass
@@ -595,7 +588,7 @@ def _check_pickle_opcodes(raw: bytes) -> str | None:
             if op.name in _MEMO_OPS and (not isinstance(arg, int) or not 0 <= arg <= len(raw)):
                 return f"memo index {arg!r} is out of range"
     except Exception as e:  # noqa: BLE001 - pickletools raises ValueError & co. for garbage
-        return f"not a well-formed pickle ({_first_line(e)[:80]})"
+        return f"not a well-formed pickle ({first_line(e)[:80]})"
     return None
 
 
@@ -612,14 +605,14 @@ def check_torch_archive_storages(data: bytes, pickles: tuple[str, ...] = ("data.
         reader = torch._C.PyTorchFileReader(io.BytesIO(data))
         records = reader.get_all_records()
     except Exception as e:  # noqa: BLE001
-        return f"torch cannot read the archive ({_first_line(e)})"
+        return f"torch cannot read the archive ({first_line(e)})"
     for name in pickles:
         if not any(r.lower() == name for r in records):  # torch's zip lookup ignores case
             continue  # torch reports a missing pickle itself, cleanly
         try:
             raw = reader.get_record(name)
         except Exception as e:  # noqa: BLE001
-            return f"{name} is unreadable ({_first_line(e)})"
+            return f"{name} is unreadable ({first_line(e)})"
         why = _check_pickle_opcodes(raw)
         if why:
             return f"{name}: {why}"
@@ -678,7 +671,7 @@ def _load_pickle(data: bytes, path: Path, trust_pickle: bool) -> torch.nn.Module
         with _quiet():
             obj = torch.load(io.BytesIO(data), weights_only=False, map_location="cpu")
     except Exception as e:  # noqa: BLE001
-        raise NeurocompileError(f"{path}: could not unpickle the trusted model: {_first_line(e)}") from None
+        raise NeurocompileError(f"{path}: could not unpickle the trusted model: {first_line(e)}") from None
     if not isinstance(obj, torch.nn.Module):
         raise NeurocompileError(f"{path} unpickles to {type(obj).__name__}, not a torch.nn.Module; {HOW_TO_EXPORT}")
     return obj
@@ -710,7 +703,7 @@ def _without_debug_info(data: bytes, path: Path) -> bytes:
     except NeurocompileError:
         raise
     except Exception as e:  # noqa: BLE001 - torch's reader refuses the archive
-        raise NeurocompileError(f"{path}: not a loadable TorchScript model: {_first_line(e)}; {HOW_TO_EXPORT}") from None
+        raise NeurocompileError(f"{path}: not a loadable TorchScript model: {first_line(e)}; {HOW_TO_EXPORT}") from None
 
 
 def _load_torchscript(data: bytes, path: Path, sample_shape: tuple[int, ...]) -> torch.export.ExportedProgram:
@@ -722,7 +715,7 @@ def _load_torchscript(data: bytes, path: Path, sample_shape: tuple[int, ...]) ->
         with _weights_only_torch_load(), _quiet():
             ts = torch.jit.load(io.BytesIO(data), map_location="cpu")
     except Exception as e:  # noqa: BLE001 - a damaged or hostile archive: the C++ unpickler refused it
-        raise NeurocompileError(f"{path}: not a loadable TorchScript model: {_first_line(e)}; {HOW_TO_EXPORT}") from None
+        raise NeurocompileError(f"{path}: not a loadable TorchScript model: {first_line(e)}; {HOW_TO_EXPORT}") from None
     from torch._export.converter import TS2EPConverter
 
     shapes = _candidate_shapes(sample_shape)
@@ -732,7 +725,7 @@ def _load_torchscript(data: bytes, path: Path, sample_shape: tuple[int, ...]) ->
             with _quiet():
                 return TS2EPConverter(ts, (torch.zeros(shape),)).convert()
         except Exception as e:  # noqa: BLE001 - try the next input shape
-            errors.append(_first_line(e))
+            errors.append(first_line(e))
     raise NeurocompileError(
         f"{path}: could not convert the TorchScript model with an input of shape {_shape_text(shapes)} "
         f"(batch first): {errors[0][:200]}"
@@ -747,7 +740,7 @@ def _export_module(module: torch.nn.Module, path: Path, sample_shape: tuple[int,
             with _quiet():
                 return torch.export.export(module, (torch.zeros(shape),))
         except Exception as e:  # noqa: BLE001 - try the next input shape
-            errors.append(_first_line(e))
+            errors.append(first_line(e))
     raise NeurocompileError(
         f"{path}: torch.export could not capture the model with an input of shape {_shape_text(shapes)}: {errors[0][:200]}"
     )

@@ -26,10 +26,8 @@ from ..errors import NeurocompileError
 from ..ir import Network, Population, Projection
 from . import fixed_point as fx
 from . import native
-from .float_sim import FloatSimulator
 from .ops import pooled_conv, project, weight_tensor
 
-Mode = Literal["float", "fixed"]
 
 
 @dataclass
@@ -40,10 +38,6 @@ class SimResult:
     spike_trains: dict[str, torch.Tensor] | None = None  # (B, P, n) bool when recorded
     state: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None  # final (u, v)
     readouts_at: dict[int, torch.Tensor] | None = None  # step → v of the readout after that step
-
-
-def heaviside(x: torch.Tensor) -> torch.Tensor:
-    return (x > 0).to(x.dtype)
 
 
 Message = tuple[torch.Tensor, int]  # (x, e ≥ 0): a projection's output is x << e (made by _Synapses)
@@ -74,38 +68,34 @@ class _Neurons:
     * otherwise Lava's rules as written (fixed_point.lif_subthreshold) in int64.
     """
 
-    def __init__(self, pop: Population, batch: int, mode: Mode, dtype: torch.dtype, spike_fn: Callable, in_bound: float = math.inf,
-                 period: int = 1 << 30):
-        self.pop, self.mode, self.spike_fn = pop, mode, spike_fn
+    def __init__(self, pop: Population, batch: int, in_bound: float = math.inf, period: int = 1 << 30):
+        self.pop = pop
         n = pop.size
         self.readout = pop.kind == "readout"
         self.fast = self.lif = False
         self._lif_kernel = None
-        if mode == "fixed":
-            q = pop.quant
-            if q is None:
-                raise NeurocompileError(f"population {pop.name!r} is not quantised; run the quantize pass first")
-            fx.check_neuron_params(pop.name, q, n)
-            self.du, self.dv = int(q.du), int(q.dv)
-            # readouts take their bias in the decoder (ir.py), never on chip
-            self.bias = torch.zeros(n, dtype=torch.int64) if self.readout else fx.effective_bias(q.bias_mant, q.bias_exp)
-            self.vth = int(q.vth) << fx.VTH_SHIFT
-            # No synaptic current (du = 4095), an input that cannot wrap u and a bias that cannot
-            # wrap v + u + bias at 32 bits (|w| adds at most vth << 6 < 2^23): Lava's wrap steps
-            # are identities, so u = a_in << 6 exactly; without a voltage decay product int32
-            # then holds every value exactly
-            bias_max = int(self.bias.abs().max()) if n else 0
-            self.fast = (
-                self.du == fx.DECAY_UNITY - 1 and self.dv == 0
-                and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
-            )
-            if not self.fast:
-                self._lif_kernel = native.lif_step()
-                self.lif = self._lif_kernel is not None or self._lif_bounded(in_bound, bias_max)
-            dtype = torch.int32 if self.fast or self.lif else torch.int64
-            self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
-        else:
-            raise NeurocompileError(f"the engine simulates fixed point only (mode {mode!r}); use sim.float_sim.FloatSimulator")
+        q = pop.quant
+        if q is None:
+            raise NeurocompileError(f"population {pop.name!r} is not quantised; run the quantize pass first")
+        fx.check_neuron_params(pop.name, q, n)
+        self.du, self.dv = int(q.du), int(q.dv)
+        # readouts take their bias in the decoder (ir.py), never on chip
+        self.bias = torch.zeros(n, dtype=torch.int64) if self.readout else fx.effective_bias(q.bias_mant, q.bias_exp)
+        self.vth = int(q.vth) << fx.VTH_SHIFT
+        # No synaptic current (du = 4095), an input that cannot wrap u and a bias that cannot
+        # wrap v + u + bias at 32 bits (|w| adds at most vth << 6 < 2^23): Lava's wrap steps
+        # are identities, so u = a_in << 6 exactly; without a voltage decay product int32
+        # then holds every value exactly
+        bias_max = int(self.bias.abs().max()) if n else 0
+        self.fast = (
+            self.du == fx.DECAY_UNITY - 1 and self.dv == 0
+            and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
+        )
+        if not self.fast:
+            self._lif_kernel = native.lif_step()
+            self.lif = self._lif_kernel is not None or self._lif_bounded(in_bound, bias_max)
+        dtype = torch.int32 if self.fast or self.lif else torch.int64
+        self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
         self.off = self.vth if self.fast and not self.readout else 0  # w = v - off
         self.zero = torch.zeros(batch, n, dtype=dtype)  # never written to: shared as "no spikes" and u = 0
         self.u = self.zero
@@ -408,27 +398,24 @@ def _pooled_conv(proj: Projection, dtype: torch.dtype):
 class _Synapses:
     """A projection's weights and its one-step delay buffer."""
 
-    def __init__(self, proj: Projection, batch: int, mode: Mode, dtype: torch.dtype, max_input: float = 1.0, binary: bool = False):
-        self.proj, self.mode = proj, mode
+    def __init__(self, proj: Projection, max_input: float = 1.0, binary: bool = False):
+        self.proj = proj
         self.int8 = None
-        if mode == "fixed":
-            if proj.qweight is None:
-                raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
-            eff = _lava_effective(proj)
-            # float32 sums of integers are exact below 2^24: use them when the worst case stays there
-            bound = _row_l1_bound(eff) * max_input
-            self.out_bound = math.ceil(bound * 2.0**proj.weight_exp)  # largest |message| this projection can send
-            self.no_wrap = bound < 2**31 and self.out_bound < 2**31  # both int32 wraps are identities
-            self.buf_dtype = torch.int32 if self.no_wrap else torch.int64
-            if binary and self.no_wrap:
-                self.int8 = _int8_weights(eff)
-            if self.int8 is None:
-                self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
-                self.w = _prepared_weights(eff, True, self.mm_dtype)
-                # pool-composed kernels run pooled: same sums (all partial sums stay within ``bound``)
-                self.pooled = _pooled_conv(eff, self.mm_dtype) if proj.kind == "conv" else None
-        else:
-            raise NeurocompileError(f"the engine simulates fixed point only (mode {mode!r}); use sim.float_sim.FloatSimulator")
+        if proj.qweight is None:
+            raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
+        eff = _lava_effective(proj)
+        # float32 sums of integers are exact below 2^24: use them when the worst case stays there
+        bound = _row_l1_bound(eff) * max_input
+        self.out_bound = math.ceil(bound * 2.0**proj.weight_exp)  # largest |message| this projection can send
+        self.no_wrap = bound < 2**31 and self.out_bound < 2**31  # both int32 wraps are identities
+        self.buf_dtype = torch.int32 if self.no_wrap else torch.int64
+        if binary and self.no_wrap:
+            self.int8 = _int8_weights(eff)
+        if self.int8 is None:
+            self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
+            self.w = _prepared_weights(eff, True, self.mm_dtype)
+            # pool-composed kernels run pooled: same sums (all partial sums stay within ``bound``)
+            self.pooled = _pooled_conv(eff, self.mm_dtype) if proj.kind == "conv" else None
         self.msg: Message | None = None  # set by accept() at step 0, first read at step 1
 
     def message(self) -> Message:  # type: ignore[return]
@@ -440,7 +427,7 @@ class _Synapses:
             w8, k = self.int8
             # (acc << k) shifted by weight_exp is one shift by k + weight_exp (floor(a·2^k / 2^m) = floor(a / 2^(m-k)))
             self.msg = self._scaled(torch._int_mm(s.to(torch.int8), w8), k + self.proj.weight_exp)
-        elif self.mode == "fixed":
+        else:
             x = s.to(self.mm_dtype)
             if self.pooled is not None:
                 w, d, stride, padding = self.pooled
@@ -481,20 +468,12 @@ class _States(Mapping):
         return len(self._neurons)
 
 
-def _float_run(net: Network, frames: torch.Tensor, record: bool, dtype: torch.dtype, readout_steps: tuple[int, ...]) -> SimResult:
-    """``simulate(..., "float")`` for callers not yet moved to :class:`FloatSimulator` (inference only)."""
-    with torch.no_grad():
-        r = FloatSimulator(net, dtype=dtype)(frames, record=record, readout_steps=readout_steps)
-    return SimResult(r.readout, r.spike_counts, r.spike_trains, {k: (s.u, s.v) for k, s in r.state.items()}, r.readouts_at)
-
-
 def simulate(
     net: Network,
     frames: torch.Tensor,
-    mode: Mode = "fixed",
+    mode: Literal["fixed"] = "fixed",
     *,
     record: bool = False,
-    dtype: torch.dtype = torch.float32,
     readout_steps: tuple[int, ...] = (),
 ) -> SimResult:
     """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py).
@@ -503,10 +482,11 @@ def simulate(
     of ``T`` time steps is a prefix of a longer one (same input on every step,
     rate frames drawn in step order), so one long run gives the readout of every
     shorter ``T'`` at step ``T' + depth - 1``: an accuracy-vs-T sweep costs one run.
-    ``mode="float"`` runs :class:`~.float_sim.FloatSimulator` in ``dtype``.
+    The engine is fixed point only (``mode`` names that at call sites); the float model is
+    :class:`~.float_sim.FloatSimulator`.
     """
-    if mode == "float":
-        return _float_run(net, frames, record, dtype, readout_steps)
+    if mode != "fixed":
+        raise NeurocompileError(f"the engine simulates fixed point only (mode {mode!r}); use sim.float_sim.FloatSimulator")
     B, P, _ = frames.shape
     readouts_at: dict[int, torch.Tensor] = {}
     # direct input repeats one frame (encode() makes it a stride-0 view): its projections need
@@ -517,12 +497,12 @@ def simulate(
     max_in = float(max(abs(lo), abs(hi)))
     binary_in = float(lo) >= 0 and float(hi) <= 1
     synapses = [
-        _Synapses(pr, B, mode, dtype, max_in if pr.source == net.input else 1.0, binary=binary_in if pr.source == net.input else True)
+        _Synapses(pr, max_in if pr.source == net.input else 1.0, binary=binary_in if pr.source == net.input else True)
         for pr in net.projections
     ]
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
-    neurons = {p.name: _Neurons(p, B, mode, dtype, heaviside, in_bound[p.name], P) for p in net.populations[1:]}
+    neurons = {p.name: _Neurons(p, B, in_bound[p.name], P) for p in net.populations[1:]}
     # direct input: the input's projections deliver the same message on every step after the reset
     static = {name: [static_input and syn.proj.source == net.input for syn in syns] for name, syns in incoming.items()}
     counts = {name: n.counts for name, n in neurons.items() if n.counts is not None}
