@@ -36,8 +36,7 @@ aten = torch.ops.aten
 class Conv:
     kernel: np.ndarray
     spec: ConvSpec
-    learned: bool = True  # False for average pooling (a fixed kernel, not a model weight)
-    pool: str = ""  # the avg_pool2d node it came from, if any
+    pool: str = ""  # the avg_pool2d node it came from, if any: a fixed kernel, not a model weight
 
     def matrix(self) -> sp.csr_matrix:
         return conv_matrix(self.kernel, self.spec)
@@ -175,7 +174,7 @@ class _Capture:
 
     @staticmethod
     def _learned(op: LinOp) -> bool:
-        return not (isinstance(op, Conv) and not op.learned)
+        return not (isinstance(op, Conv) and op.pool)
 
     def new_population(self, name: str, a: Affine, kind: str) -> Affine:
         self.weighted[name] = any(self.weighted.get(t.source, False) or any(self._learned(op) for op in t.chain) for t in a.terms)
@@ -313,7 +312,7 @@ class _Capture:
         pad = pad if len(pad) == 2 else pad * 2
         if pad != (0, 0) or (len(node.args) > 4 and node.args[4]):
             self.refuse(node, "only avg_pool2d without padding or ceil_mode")
-        return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0], learned=False, pool=node.name)
+        return self.conv_op(x, avgpool_kernel(x.shape[0], k), None, stride, (0, 0), x.shape[0], pool=node.name)
 
     def reshape(self, node: torch.fx.Node, x: Affine, args: list) -> Affine:
         """Free: the IR's values are flat; only a reshape that keeps samples apart is accepted."""
@@ -368,14 +367,14 @@ class _Capture:
         return self.new_population(pools[0], x, "spiking")
 
     @staticmethod
-    def conv_op(x: Affine, w: np.ndarray, b, stride, padding, groups, learned: bool = True, pool: str = "") -> Affine:
+    def conv_op(x: Affine, w: np.ndarray, b, stride, padding, groups, pool: str = "") -> Affine:
         c, h, wd = x.shape
         ho, wo = conv_output_hw(h, wd, w.shape[2:], stride, padding)
         out_shape = (w.shape[0], ho, wo)
         spec = ConvSpec(in_shape=(c, h, wd), out_shape=out_shape, stride=stride, padding=padding, groups=groups)
         wt = torch.from_numpy(w)
         bt = torch.from_numpy(b) if b is not None else None
-        return x.map(Conv(w, spec, learned, pool), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
+        return x.map(Conv(w, spec, pool), lambda cst: F.conv2d(cst[None], wt, bt, stride, padding, 1, groups)[0], out_shape)
 
 
 OP_HANDLERS: dict[object, Callable[..., Affine]] = {

@@ -22,7 +22,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,7 +34,6 @@ from ..errors import NeurocompileError
 from ..ir import Network, Population, Projection
 from .ops import pooled_conv
 
-Trainable = Literal["weight", "threshold", "leak", "current_decay", "bias"]
 TRAINABLE: tuple[str, ...] = ("weight", "threshold", "leak", "current_decay", "bias")
 
 
@@ -376,8 +375,7 @@ class FloatSimulator(nn.Module):
         unknown = trainable - set(TRAINABLE)
         if unknown:
             raise NeurocompileError(f"unknown trainable parameter kinds {sorted(unknown)}; accepted: {', '.join(TRAINABLE)}")
-        self.net = net
-        self.input, self.output = net.input, net.output
+        self.output = net.output
         self.timesteps = int(net.meta["timesteps"]) if "timesteps" in net.meta else None
         self.spike_fn: SpikeFunction = spike_fn if spike_fn is not None else FastSigmoid()
         self.neurons = nn.ModuleList(NeuronParameters(p, dtype, trainable) for p in net.populations[1:])
@@ -402,12 +400,6 @@ class FloatSimulator(nn.Module):
             if s.name == name:
                 return s
         raise KeyError(name)
-
-    def period(self) -> int:
-        """Steps per sample, ``T + depth`` (ir.py)."""
-        if self.timesteps is None:
-            raise NeurocompileError("the network has no meta['timesteps']; convert it first")
-        return self.timesteps + self.net.depth()
 
     def logits(self, readout: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
         """The decoder (``sim/run.py decode``): ``(v + T · bias) / T``, differentiable in the readout bias."""
