@@ -33,6 +33,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from mnist_models import mnist_cnn
+
 TARGET_MS = 250
 
 
@@ -41,11 +43,7 @@ def build(timesteps: int):
     from neurocompile.passes.convert import convert
 
     torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(1, 16, 5), nn.BatchNorm2d(16), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Conv2d(16, 32, 5), nn.ReLU(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(512, 64), nn.ReLU(), nn.Linear(64, 10),
-    )
+    model = mnist_cnn()
     net = capture(torch.export.export(model.eval(), (torch.zeros(1, 1, 28, 28),)))
     calib = np.random.default_rng(0).uniform(0, 1, (256, 1, 28, 28)).astype(np.float32)
     return convert(net, calib, timesteps=timesteps)
