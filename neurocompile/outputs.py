@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from .errors import NeurocompileError
-from .owners import owner_alive, read_owner, write_owner
+from .owners import abandoned, write_owner
 
 MANIFEST = ".neurocompile-manifest.json"
 OWNER = ".neurocompile-owner"
@@ -49,12 +49,7 @@ def _reclaim(parent: Path, name: str) -> None:
         return
     out = parent / name
     for folder in candidates:
-        record = read_owner(folder / OWNER)  # None: not ours, or being created this instant -- leave it
-        try:
-            mine = folder.stat().st_uid == os.getuid() and not folder.is_symlink()
-        except OSError:
-            continue
-        if record is None or not mine or owner_alive(record):
+        if not abandoned(folder, OWNER):
             continue
         if folder.name.startswith(f".{name}{_OLD_TAG}") and not os.path.lexists(out):
             try:

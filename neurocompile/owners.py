@@ -85,3 +85,18 @@ def write_owner(record: Path) -> None:
     tmp = Path(record).with_name(Path(record).name + ".tmp")
     tmp.write_text(json.dumps(owner_record()))
     os.replace(tmp, record)
+
+
+def abandoned(folder: Path, record: str) -> bool:
+    """True for a folder of ours (same uid, a real folder, not a link) whose owner record names a dead process.
+
+    A folder without a readable record is never abandoned: another user's, or one
+    whose owner is writing its record this instant.
+    """
+    try:
+        if folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+            return False
+    except OSError:
+        return False
+    owner = read_owner(folder / record)
+    return owner is not None and not owner_alive(owner)

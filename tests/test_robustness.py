@@ -213,7 +213,7 @@ def test_a_live_builds_temporary_folder_is_left_alone(tmp_path, trained_mlp, cap
 def test_bad_options_are_refused_before_compute(tmp_path, trained_mlp, capsys, monkeypatch, args, needle):
     import neurocompile.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "load_program_and_format", lambda *a, **k: pytest.fail("loaded the model before validating options"))
+    monkeypatch.setattr(pipeline, "ingest_program", lambda *a, **k: pytest.fail("loaded the model before validating options"))
     t0 = time.perf_counter()
     msg = refuse(capsys, ["build", trained_mlp[0], "-o", str(tmp_path / "o"), "--lava-samples", "0", "--sweep", "8", *args])
     assert needle in msg and time.perf_counter() - t0 < 10 and not (tmp_path / "o").exists()

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.owners import owner_alive, read_owner, write_owner
+from neurocompile.owners import abandoned, write_owner
 
 SHM_GLOB = "/dev/shm/psm_*"  # multiprocessing.shared_memory's default name prefix
 GRACE_S = 2.0
@@ -102,17 +102,7 @@ def reclaim_stale_segments(min_age_s: float = STALE_SEGMENT_AGE_S) -> list[str]:
             continue
         if st.st_uid == uid and now - st.st_mtime >= min_age_s:
             candidates.append(path)
-    if not candidates:
-        return []
-    in_use = mapped_segments()
-    removed = []
-    for path in sorted(set(candidates) - in_use):
-        try:
-            os.unlink(path)
-            removed.append(path)
-        except OSError:
-            pass
-    return removed
+    return unlink_unmapped(candidates)
 
 
 def reclaim_stale_job_dirs(tmp: Optional[str] = None) -> list[Path]:
@@ -124,19 +114,11 @@ def reclaim_stale_job_dirs(tmp: Optional[str] = None) -> list[Path]:
     the folder, and we cannot tell whose a folder without one is.
     """
     removed = []
-    uid = os.getuid()
     for path in glob.glob(os.path.join(tmp or tempfile.gettempdir(), JOB_PREFIX + "*")):
         job = Path(path)
-        try:
-            if job.is_symlink() or not job.is_dir() or job.stat().st_uid != uid:
-                continue
-        except OSError:
-            continue
-        owner = read_owner(job / OWNER_FILE)
-        if owner is None or owner_alive(owner):
-            continue
-        shutil.rmtree(job, ignore_errors=True)
-        removed.append(job)
+        if abandoned(job, OWNER_FILE):
+            shutil.rmtree(job, ignore_errors=True)
+            removed.append(job)
     return removed
 
 
@@ -164,12 +146,16 @@ def remove_leaked_segments(before: set[str]) -> list[str]:
     Checking the mappings keeps a concurrent Lava run (another test, another
     user) from losing its live segments.
     """
+    return unlink_unmapped(shm_segments() - before)
+
+
+def unlink_unmapped(paths: Iterable[str], exclude: Iterable[int] = ()) -> list[str]:
+    """Unlink the segments in ``paths`` that no live process (but those in ``exclude``) maps; returns what was removed."""
+    paths = set(paths)
+    if not paths:
+        return []
     removed = []
-    new = shm_segments() - before
-    if not new:
-        return removed
-    in_use = mapped_segments()
-    for path in sorted(new - in_use):
+    for path in sorted(paths - mapped_segments(exclude=exclude)):
         try:
             os.unlink(path)
             removed.append(path)

@@ -53,7 +53,7 @@ from typing import Any, NoReturn
 from neurocompile.errors import NeurocompileError
 from neurocompile_lava import compat
 from neurocompile.owners import read_owner
-from neurocompile_lava.runner import GRACE_S, OWNER_FILE, group_members, mapped_segments, segments_mapped_by, shm_segments
+from neurocompile_lava.runner import GRACE_S, OWNER_FILE, group_members, segments_mapped_by, shm_segments, unlink_unmapped
 
 compat.install()
 
@@ -193,11 +193,7 @@ class _Exit:
             self._signal_others(signal.SIGKILL)
             _reap_descendants(0.2)
         ours |= shm_segments() - self.segments_before
-        for path in sorted(ours - mapped_segments(exclude=[self.pid])):  # we still map them until os._exit
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        unlink_unmapped(ours, exclude=[self.pid])  # we still map them until os._exit
         owner = read_owner(self.job_dir / OWNER_FILE)
         if owner is not None and owner.get("pid") == self.parent:  # only a folder our runner made for us
             shutil.rmtree(self.job_dir, ignore_errors=True)
