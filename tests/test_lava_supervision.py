@@ -5,8 +5,8 @@ started with ``tests/lava_doubles`` on its path, whose ``sitecustomize``
 builds one population as ``failing_lif.FailingLIF`` -- a PeriodicLIF whose
 model raises in ``run_spk`` (with downstream consumers, the case where Lava's
 ``run()`` hangs forever) or in its constructor (where Lava's ``stop()`` and
-interpreter exit hang). The worker's pid comes from the runner's ``on_start``
-through a wrapped ``run_worker``.
+interpreter exit hang). The worker's pid is recorded by a ``Popen`` test double
+in the runner's ``subprocess`` module.
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ pytest.importorskip("lava")
 psutil = pytest.importorskip("psutil")
 from neurocompile.errors import NeurocompileError  # noqa: E402
 from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
-from neurocompile_lava import backend as backend_module  # noqa: E402
 from neurocompile_lava import runner  # noqa: E402
 from neurocompile_lava.runner import group_members, mapped_segments, remove_leaked_segments, shm_segments  # noqa: E402
 
@@ -77,10 +76,13 @@ def seen(monkeypatch) -> Leftovers:
     """Leftovers of the next run; the worker's pid is recorded as the runner starts it."""
     seen = Leftovers()
 
-    def run_worker(job_dir, timeout_s, on_start=None):
-        return runner.run_worker(job_dir, timeout_s, on_start=seen.pids.append)
+    class RecordingPopen(runner.subprocess.Popen):
+        def __init__(self, args, *a, **kw):
+            super().__init__(args, *a, **kw)
+            if "neurocompile_lava.worker" in args:
+                seen.pids.append(self.pid)
 
-    monkeypatch.setattr(backend_module, "run_worker", run_worker)
+    monkeypatch.setattr(runner.subprocess, "Popen", RecordingPopen)
     return seen
 
 

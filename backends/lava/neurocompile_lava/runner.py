@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
 from neurocompile.errors import NeurocompileError
 from neurocompile.owners import abandoned, write_owner
@@ -223,12 +223,11 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def run_worker(job_dir: Path, timeout_s: float, on_start: Optional[Callable[[int], None]] = None) -> dict:
+def run_worker(job_dir: Path, timeout_s: float) -> dict:
     """Run ``python -m neurocompile_lava.worker job_dir our_pid`` under a wall-clock limit.
 
     Returns the worker's ``result.json``. Raises :class:`NeurocompileError`
-    with a one-line cause on timeout or failure. ``on_start`` receives the
-    worker's pid (= its process group id), e.g. for tests that check cleanup.
+    with a one-line cause on timeout or failure.
     Any exception here -- KeyboardInterrupt, or SystemExit from a SIGTERM or
     SIGHUP handler -- stops the group and unlinks its segments on the way
     out; if this process dies without unwinding, the worker cleans up after
@@ -252,12 +251,9 @@ def run_worker(job_dir: Path, timeout_s: float, on_start: Optional[Callable[[int
         out.close()
     timed_out = False
     try:
-        if on_start is not None:
-            on_start(proc.pid)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
     finally:  # also on KeyboardInterrupt in the caller
         terminate_group(proc)
         remove_leaked_segments(before)
