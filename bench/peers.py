@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 
 from mnist_models import mnist_cnn as build_cnn, train as train_model  # noqa: E402
-from neurocompile.ir import ConvSpec, Network, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile.ir import ConvSpec, FixedPoint, Network, NeuronFixed, Population, Projection, RunSettings, SynapseFixed  # noqa: E402
 
 T = 32
 PEERS = ("spikingjelly", "snntorch", "norse")
@@ -111,7 +111,7 @@ def cnn_networks(epochs: int, n_samples: int) -> tuple[Network, Network, np.ndar
     t0 = time.perf_counter()
     net = capture(torch.export.export(module.eval(), (torch.from_numpy(ds.x_test[:2]),)))
     snn = convert(net, ds.x_train[:512], timesteps=T)
-    snn = snn.replace(meta={**snn.meta, "seed": 0})
+    snn = snn.with_settings(seed=0)
     qnet = quantize(snn, FixedPointFormat.from_profile(load_profile("loihi2")))
     info = (f"trained {epochs} epoch(s) on {len(ds.x_train)} MNIST samples in {t_train:.0f} s (ANN test accuracy {acc:.3f}); "
             f"capture+convert+quantize {time.perf_counter() - t0:.1f} s")
@@ -137,26 +137,26 @@ def recurrent_network(n: int = 1000, n_in: int = 100, density: float = 0.1, seed
     vth, leak = 400, 0.125
     zero = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
     projs = (
-        Projection("input->rec", "input", "rec", "dense", w_in.astype(np.float64), qweight=w_in),
-        Projection("rec->rec", "rec", "rec", "sparse", w_rec.astype(np.float64), qweight=w_rec),
-        Projection("rec->output", "rec", "output", "dense", w_out.astype(np.float64), qweight=w_out),
+        Projection("input->rec", "input", "rec", "dense", w_in.astype(np.float64)),
+        Projection("rec->rec", "rec", "rec", "sparse", w_rec.astype(np.float64), recurrent=True),
+        Projection("rec->output", "rec", "output", "dense", w_out.astype(np.float64)),
     )
-    meta = {"timesteps": T, "encoding": "rate", "seed": seed}
+    fixed = FixedPoint(
+        neurons={"rec": NeuronFixed(vth=vth, bias_mant=zero(n), bias_exp=0, dv=int(leak * 4096)),
+                 "output": NeuronFixed(vth=(1 << 17) - 1, bias_mant=zero(10), bias_exp=0)},
+        synapses={"input->rec": SynapseFixed(w_in), "rec->rec": SynapseFixed(w_rec), "rec->output": SynapseFixed(w_out)},
+    )
     qnet = Network(
         populations=(
             Population("input", (n_in,), "input"),
-            Population("rec", (n,), "spiking", threshold=float(vth), leak=leak, bias=np.zeros(n),
-                       quant=NeuronQuant(vth=vth, bias_mant=zero(n), bias_exp=0, dv=int(leak * 4096))),
-            Population("output", (10,), "readout", bias=np.zeros(10),
-                       quant=NeuronQuant(vth=(1 << 17) - 1, bias_mant=zero(10), bias_exp=0)),
+            Population("rec", (n,), "spiking", threshold=float(vth), leak=leak, bias=np.zeros(n)),
+            Population("output", (10,), "readout", bias=np.zeros(10)),
         ),
-        projections=projs, input="input", output="output", meta=meta,
+        projections=projs, inputs=("input",), outputs=("output",),
+        settings=RunSettings(timesteps=T, encoding="rate", seed=seed), fixed=fixed,
     )
     qnet.validate()
-    fnet = qnet.replace(
-        populations=tuple(dataclasses.replace(p, quant=None) for p in qnet.populations),
-        projections=tuple(dataclasses.replace(pr, qweight=None) for pr in projs),
-    )
+    fnet = qnet.replace(fixed=None)
     return fnet, qnet
 
 
@@ -236,7 +236,7 @@ def _ff_op(net: Network, pr: Projection, gain: float) -> nn.Module:
 def stages_of(net: Network, gain_fn: Callable[[Population], float] = lambda p: 1.0) -> list[Stage]:
     """The float network as a chain of stages (each population fed by the one before; self-recurrence allowed)."""
     stages, prev = [], net.input
-    for pop in net.populations[1:]:
+    for pop in net.neurons:
         inc = net.incoming(pop.name)
         ff = [pr for pr in inc if pr.source == prev]
         rec = [pr for pr in inc if pr.source == pop.name]

@@ -111,7 +111,7 @@ def main() -> None:
     qnets, rows = {}, {}
     for name, net in variants.items():
         snn = convert(net, ds.x_train[:512], timesteps=T)
-        qnet = map_to_cores(quantize(snn.replace(meta={**snn.meta, "seed": 0}), fmt), profile)
+        qnet = map_to_cores(quantize(snn.with_settings(seed=0), fmt), profile)
         qnets[name] = qnet
         with contextlib.redirect_stderr(io.StringIO()):
             acc_f = accuracy_vs_timesteps(snn, x_test, y_test, T_SWEEP, mode="float")
@@ -123,8 +123,8 @@ def main() -> None:
         rows[name] = {
             "net": qnet, "acc_f": acc_f, "acc_q": acc_q, "logits": ev.logits, "energy": energy["joules_per_sample"],
             "dynamic": energy["joules_per_sample"] - energy["breakdown"].get("static", 0.0), "latency": energy["latency_s"],
-            "cores": sum(r["cores"] for r in qnet.meta["mapping"]["populations"].values()),
-            "cores_by": {p: r["cores"] for p, r in qnet.meta["mapping"]["populations"].items()},
+            "cores": sum(r["cores"] for r in qnet.mapping["populations"].values()),
+            "cores_by": {p: r["cores"] for p, r in qnet.mapping["populations"].items()},
         }
     same = np.array_equal(rows["unrolled"]["logits"], rows["compose"]["logits"])
     speed = fixed_speed(qnets, x_test[: args.batch], args.repeats)

@@ -53,7 +53,7 @@ import torch  # noqa: E402
 from neurocompile import ir  # noqa: E402
 from neurocompile.backends import get_backend  # noqa: E402
 from neurocompile.errors import NeurocompileError  # noqa: E402
-from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile.ir import FixedPoint, Network, NeuronFixed, Population, Projection, RunSettings, SynapseFixed  # noqa: E402
 
 T = 32
 TARGET_RATIO = 1000.0
@@ -138,7 +138,7 @@ def quantize_for_loihi2(net: Network, x_calib: np.ndarray) -> Network:
     from neurocompile.profiles import load_profile
 
     snn = convert(net, x_calib, timesteps=T)
-    snn = snn.replace(meta={**snn.meta, "seed": 0})
+    snn = snn.with_settings(seed=0)
     return quantize(snn, FixedPointFormat.from_profile(load_profile("loihi2")))
 
 
@@ -179,17 +179,22 @@ def recurrent_network(n: int = 1000, n_in: int = 100, density: float = 0.1, seed
     net = Network(
         populations=(
             Population("input", (n_in,), "input"),
-            Population("rec", (n,), "spiking", quant=NeuronQuant(vth=400, bias_mant=zero(n), bias_exp=0, dv=dv)),
-            Population("output", (10,), "readout", quant=NeuronQuant(vth=(1 << 17) - 1, bias_mant=zero(10), bias_exp=0)),
+            Population("rec", (n,), "spiking"),
+            Population("output", (10,), "readout"),
         ),
         projections=(
-            Projection("input->rec", "input", "rec", "dense", w_in.astype(np.float64), qweight=w_in),
-            Projection("rec->rec", "rec", "rec", "sparse", w_rec.astype(np.float64), qweight=w_rec),
-            Projection("rec->output", "rec", "output", "dense", w_out.astype(np.float64), qweight=w_out),
+            Projection("input->rec", "input", "rec", "dense", w_in.astype(np.float64)),
+            Projection("rec->rec", "rec", "rec", "sparse", w_rec.astype(np.float64), recurrent=True),
+            Projection("rec->output", "rec", "output", "dense", w_out.astype(np.float64)),
         ),
-        input="input",
-        output="output",
-        meta={"timesteps": T, "encoding": "rate", "seed": seed},
+        inputs=("input",),
+        outputs=("output",),
+        settings=RunSettings(timesteps=T, encoding="rate", seed=seed),
+        fixed=FixedPoint(
+            neurons={"rec": NeuronFixed(vth=400, bias_mant=zero(n), bias_exp=0, dv=dv),
+                     "output": NeuronFixed(vth=(1 << 17) - 1, bias_mant=zero(10), bias_exp=0)},
+            synapses={"input->rec": SynapseFixed(w_in), "rec->rec": SynapseFixed(w_rec), "rec->output": SynapseFixed(w_out)},
+        ),
     )
     net.validate()
     return net
@@ -253,7 +258,7 @@ def events_per_sample_step(net: Network, frames: np.ndarray, counts: dict[str, n
     """≈ delivered synaptic events per sample-step: (nonzero input payloads + spikes) × fan-out, per projection."""
     total = 0.0
     for pr in net.projections:
-        fan_out = np.diff(pr.matrix(quantized=True).tocsc().indptr).astype(np.float64)
+        fan_out = np.diff(net.fixed_matrix(pr).tocsc().indptr).astype(np.float64)
         if pr.source == net.input:
             emitted = (frames[:, : steps - 1] != 0).reshape(-1, fan_out.size).sum(0)  # the last frame is never delivered
         else:
@@ -281,7 +286,7 @@ def synaptic_floor(net: Network, frames: np.ndarray, counts: dict[str, np.ndarra
         p = float(c.sum()) / (c.size * P)
         inputs[name] = [(torch.rand(B, c.shape[1], generator=g) < p).to(torch.int32) for _ in range(P)]
     lo, hi = float(x.min()), float(x.max())
-    syns = [_Synapses(pr, max(abs(lo), abs(hi)) if pr.source == net.input else 1.0,
+    syns = [_Synapses(pr, net.synapse_fixed(pr.name), max(abs(lo), abs(hi)) if pr.source == net.input else 1.0,
                       binary=(lo >= 0 and hi <= 1) if pr.source == net.input else True) for pr in net.projections]
     best = float("inf")
     for _ in range(repeats):
@@ -298,7 +303,7 @@ def compare_network(name: str, net: Network, frames: np.ndarray, args, lava_ok: 
 
     row = {
         "network": name,
-        "neurons": sum(p.size for p in net.populations[1:]),
+        "neurons": sum(p.size for p in net.neurons),
         "synapses": sum(pr.n_synapses for pr in net.projections),
         "period": period(net),
     }
@@ -382,11 +387,12 @@ def child_events(spec: dict) -> dict:
     w = sp.coo_matrix((rng.integers(1, 60, n * k) * 2, (rows, cols)), shape=(n, n)).tocsr()
     w.sum_duplicates()
     w = w.astype(np.int64)
-    q = NeuronQuant(vth=2000, bias_mant=np.zeros(n, dtype=np.int64), bias_exp=0)
+    q = NeuronFixed(vth=2000, bias_mant=np.zeros(n, dtype=np.int64), bias_exp=0)
     net = Network(
-        populations=(Population("input", (n,), "input"), Population("layer", (n,), "spiking", quant=q)),
-        projections=(Projection("input->layer", "input", "layer", "sparse", w.astype(np.float32), qweight=w),),
-        input="input", output="layer", meta={"timesteps": T},
+        populations=(Population("input", (n,), "input"), Population("layer", (n,), "spiking")),
+        projections=(Projection("input->layer", "input", "layer", "sparse", w.astype(np.float32)),),
+        inputs=("input",), outputs=("layer",), settings=RunSettings(timesteps=T),
+        fixed=FixedPoint(neurons={"layer": q}, synapses={"input->layer": SynapseFixed(w)}),
     )
     P = period(net)
     frames = bernoulli_frames(samples, P, n, rate, seed=1)

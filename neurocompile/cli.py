@@ -120,18 +120,27 @@ def profiles():
 @click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="IR artifact to write (.ncnet)")
 @click.option("--data", default=None, help="data set giving the input shape (needed for TorchScript): " + DATA_HELP)
 @click.option("--trust-pickle", is_flag=True, help="allow loading a torch.save pickle (runs code from the file!)")
-def ingest(model, out, data, trust_pickle):
-    """Pass 1: load MODEL into the network IR.
+@click.option("--timesteps", "-T", default=None, type=int, help="a recurrent SNN (.rsnn): input frames per sample (sequence length)")
+def ingest(model, out, data, trust_pickle, timesteps):
+    """Pass 1: load MODEL (a PyTorch ANN, or a recurrent SNN saved by neurocompile.nn) into the network IR.
 
     \b
-    Example:
+    Examples:
       neurocompile ingest model.pt2 -o model.ncnet
+      neurocompile ingest hrsnn.rsnn -T 100 -o rsnn.ncnet
     """
     from .data import load_dataset
-    from .frontend import ingest as do_ingest
+    from .frontend import ingest as do_ingest, sniff_format
 
-    shape = load_dataset(data).sample_shape if data else None
-    net = do_ingest(model, sample_shape=shape, trust_pickle=trust_pickle)
+    if sniff_format(model) == "rsnn":
+        from .frontend.rsnn import ingest_rsnn
+
+        if timesteps is None:
+            raise NeurocompileError(f"{model} is a recurrent SNN: give its sequence length with -T/--timesteps")
+        net = ingest_rsnn(model, timesteps=timesteps)[1]
+    else:
+        shape = load_dataset(data).sample_shape if data else None
+        net = do_ingest(model, sample_shape=shape, trust_pickle=trust_pickle)
     _save(net, out, inputs=[model])
     click.echo(f"{out}: {len(net.populations) - 1} populations, {len(net.projections)} projections")
 
@@ -162,7 +171,7 @@ def convert(network, out, data, timesteps, encoding, threshold_method, seed):
     ds = load_dataset(data, seed=seed)
     x = shape_for_model(ds.x_train[:512], net.population(net.input).shape)
     snn = do_convert(net, x, timesteps=timesteps, encoding=encoding, method=threshold_method)
-    _save(snn.replace(meta={**snn.meta, "seed": seed, "data": data_reference(data)}), out, inputs=[network])
+    _save(snn.with_settings(seed=seed, data=data_reference(data)), out, inputs=[network])
     click.echo(f"{out}: thresholds {', '.join(f'{p.name}={p.threshold:.3g}' for p in snn.populations if p.kind == 'spiking')}")
 
 
@@ -185,7 +194,57 @@ def quantize(network, out, target):
     net = ir.load(network)
     q = do_quantize(net, FixedPointFormat.from_profile(profile))
     _save(q, out, inputs=[network])
-    click.echo(f"{out}: " + ", ".join(f"{pr.name} exp {pr.weight_exp}" for pr in q.projections))
+    click.echo(f"{out}: " + ", ".join(f"{pr.name} exp {q.synapse_fixed(pr.name).exp}" for pr in q.projections))
+
+
+@cli.command(name="prune")
+@click.argument("network", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--method", type=click.Choice(["lnp", "random", "activity"]), default="lnp", show_default=True)
+@click.option("--neuron-sparsity", type=float, required=True, help="fraction of the recurrent population's neurons removed")
+@click.option("--synapse-sparsity", type=float, required=True, help="fraction of the survivors' recurrent synapses removed")
+@click.option("--population", default=None, help="the recurrent population (default: the only one)")
+@click.option("--activity", type=click.Path(path_type=Path), default=None,
+              help="--method activity: a .npy with one activity value per neuron of the trained dense network")
+@click.option("--seed", default=0, show_default=True, type=int)
+def prune_cmd(network, out, method, neuron_sparsity, synapse_sparsity, population, activity, seed):
+    """Pass 4: prune a recurrent population before training (Lyapunov Noise Pruning, or a baseline).
+
+    \b
+    Example:
+      neurocompile prune rsnn.ncnet --method lnp --neuron-sparsity 0.6 --synapse-sparsity 0.9 -o pruned.ncnet
+    """
+    from . import ir
+    from .data import check_seed
+    from .passes.prune import prune
+
+    check_seed(seed)
+    act = _read_vector(activity, "--activity") if activity is not None else None
+    net = prune(ir.load(network), method=method, neuron_sparsity=neuron_sparsity, synapse_sparsity=synapse_sparsity,
+                seed=seed, population=population, activity=act)
+    _save(net, out, inputs=[network])
+    r = net.pruning
+    click.echo(f"{out}: {r.population} {int(r.before['neurons'])} → {int(r.after['neurons'])} neurons, "
+               f"{int(r.before['synapses'])} → {int(r.after['synapses'])} synapses; largest Lyapunov exponent "
+               f"{r.before['lyapunov_exponent']:.4g} → {r.after['lyapunov_exponent']:.4g}, spectral radius "
+               f"{r.before['spectral_radius']:.4g} → {r.after['spectral_radius']:.4g}")
+
+
+def _read_vector(path: Path, option: str):
+    """A 1-D float .npy file, read without unpickling."""
+    import io
+
+    import numpy as np
+
+    from .files import read_input_file
+
+    try:
+        v = np.load(io.BytesIO(read_input_file(path, f"{option} file")), allow_pickle=False)
+    except ValueError as e:
+        raise NeurocompileError(f"{option} {path}: not a .npy array ({e}); give one value per neuron saved with numpy.save") from None
+    if v.ndim != 1 or v.dtype.kind not in "biuf" or not np.all(np.isfinite(v)):
+        raise NeurocompileError(f"{option} {path}: expected a 1-D array of finite numbers, got shape {v.shape} dtype {v.dtype}")
+    return v.astype(np.float64)
 
 
 @cli.command(name="map")
@@ -207,8 +266,51 @@ def map_cmd(network, target):
     net = ir.load(network)
     if not IS_QUANTIZED.holds(net):
         raise NeurocompileError(f"{network} is not quantised yet; run `neurocompile quantize` first")
-    m = map_to_cores(net, profile).meta["mapping"]
+    m = map_to_cores(net, profile).mapping
     click.echo(json.dumps(m, indent=1, default=str))
+
+
+@cli.command(name="report")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--quiet", is_flag=True, help="no progress bars and no summary")
+@click.option("--json", "as_json", is_flag=True, help="print the rebuilt report.json on stdout")
+def report_cmd(out, quiet, as_json):
+    """Rebuild OUT/report.json and OUT/report.html from OUT/network.ncnet and the data it names.
+
+    \b
+    Example:
+      neurocompile report build/
+    """
+    from .report.artifact import dumps
+    from .reporting import rebuild
+
+    r = rebuild(out, quiet=quiet or as_json)
+    if as_json:
+        click.echo(dumps(r), nl=False)
+    elif not quiet:
+        click.echo(f"report: {Path(out) / 'report.html'} and {Path(out) / 'report.json'}")
+
+
+@cli.command(name="compare")
+@click.argument("outs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--quiet", is_flag=True, help="the table only, without the note under it")
+@click.option("--json", "as_json", is_flag=True, help="print the rows as one JSON list on stdout")
+def compare_cmd(outs, quiet, as_json):
+    """Print a side-by-side table of builds: accuracy, T, spikes, energy, latency, cores.
+
+    \b
+    Example:
+      neurocompile compare build-T16/ build-T32/
+    """
+    from .report import compare
+    from .report.artifact import compare_rows
+
+    if as_json:
+        click.echo(json.dumps(compare_rows(outs)))
+        return
+    click.echo(compare(outs))
+    if not quiet:
+        click.echo("energy and latency: per inference on each build's target profile (modelled; range in brackets)")
 
 
 def _int_list(text: str, option: str) -> tuple[int, ...]:

@@ -7,7 +7,6 @@ goes to a temporary folder next to ``out`` that is renamed into place).
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -26,16 +25,18 @@ from .frontend import ingest_program, sniff_format
 from .frontend.load import program_batch_size
 from .outputs import build_folder, check_output_dir
 from .passes.convert import METHODS as THRESHOLD_METHODS, convert
-from .passes.map import map_to_cores, placements
+from .passes.map import map_to_cores
 from .passes.quantize import FixedPointFormat, quantize
 from .profiles import Profile, load_profile, load_profiles
-from .report.energy import count_ops, energy_table
+from .report.energy import count_ops
+from .report.tables import layer_table, spikes_per_sample
+from .report.artifact import dumps
 from .report.html import render_html
+from .reporting import NETWORK_FILE, measured_sections
 from .sim.ann import ann_forward
 from .sim.encoding import ENCODINGS
 from .sim.run import Evaluation, accuracy_vs_timesteps, decode, evaluate, frames_for, period
 
-NETWORK_FILE = "network.ncnet"
 T_SWEEP = (4, 8, 16, 32, 64, 128)
 
 
@@ -138,30 +139,6 @@ def check_ann_outputs(logits: np.ndarray, acc: float, classes: int, notes: list[
 def _warn(notes: list[str], msg: str) -> None:
     notes.append(f"warning: {msg}")
     log(f"warning: {msg}")
-
-
-def layer_table(net: ir.Network, ev: Evaluation) -> list[dict]:
-    rows = []
-    for pop in net.populations[1:]:
-        spikes = ev.spike_counts.get(pop.name)
-        rows.append(
-            {
-                "name": pop.name,
-                "kind": pop.kind,
-                "shape": list(pop.shape),
-                "neurons": pop.size,
-                "synapses": int(sum(pr.n_synapses for pr in net.incoming(pop.name))),
-                "threshold": float(pop.threshold) if pop.kind == "spiking" else None,
-                "spikes_per_sample": float(spikes.mean()) if spikes is not None else 0.0,
-            }
-        )
-    return rows
-
-
-def spikes_per_sample(net: ir.Network, ev: Evaluation) -> dict[str, float]:
-    per = {k: float(v.mean()) for k, v in ev.spike_counts.items()}
-    per[net.input] = float(ev.input_events.mean())
-    return per
 
 
 def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: float | None) -> tuple[dict, dict]:
@@ -317,7 +294,7 @@ def _ingest_stage(st: BuildState) -> None:
 def _convert_stage(st: BuildState) -> None:
     o = st.options
     snn = convert(st.ann, st.x_train[: o.calibration_samples], timesteps=o.timesteps, encoding=o.encoding, method=o.threshold_method)
-    st.snn = snn.replace(meta={**snn.meta, "seed": o.seed, "data": data_reference(o.data), "model": str(st.model.resolve())})
+    st.snn = snn.with_settings(seed=o.seed, data=data_reference(o.data), model=str(st.model.resolve()))
 
 
 def _snn_float_stage(st: BuildState) -> None:
@@ -345,6 +322,8 @@ def _quantize_stage(st: BuildState) -> None:
 
 def _map_stage(st: BuildState) -> None:
     st.mapped = map_to_cores(st.qnet, st.profile)
+    m = st.mapped.mapping
+    log(f"mapped onto {m['profile']}: {m['cores_used']} of {m['cores_available']} cores on {m['chips_used']} chip(s), {m['tiles_used']} tile(s)")
 
 
 def _cross_check_stage(st: BuildState) -> None:
@@ -395,19 +374,19 @@ def _report(st: BuildState) -> dict:
     return {
         "neurocompile_report": 1,
         "target": o.target,
-        "model": {"file": str(st.model.resolve()), "sha256": sha256(st.model), "format": st.ann.meta.get("source_format")},
+        "model": {"file": str(st.model.resolve()), "sha256": sha256(st.model), "format": st.ann.settings.source_format},
         "data": {"spec": o.data, "train": len(st.x_train), "test": len(st.x_test), "seed": o.seed},
         "timesteps": o.timesteps,
         "period_steps": period(mapped),
         "encoding": o.encoding,
-        "threshold_method": st.snn.meta["threshold_method"],
+        "threshold_method": st.snn.conversion.threshold_method,
         "stages": st.stages,
         "accuracy_vs_T": {str(k): v for k, v in st.sweep.items()},
         "layers": layer_table(mapped, st.ev_q),
         "ops_per_sample": ops,
-        "energy": energy_table(mapped, ops, profiles, placements(mapped, profiles)),
-        "mapping": mapped.meta.get("mapping"),
-        "quantization": st.qnet.meta["quantization"],
+        **measured_sections(mapped, ops, st.x_test[:1], profiles),
+        "mapping": mapped.mapping,
+        "quantization": {"format": st.qnet.fixed.format, "v_units_per_float": st.qnet.fixed.v_units_per_float},
         "lowering": st.lowering,
         "notes": st.notes,
     }
@@ -430,7 +409,9 @@ def build(model: str | Path, *, out: str | Path = "build", **options) -> dict:
     model = Path(model)
     opts.check()
     profile = chip_profile(opts.target)
-    sniff_format(model)
+    if sniff_format(model) == "rsnn":
+        raise NeurocompileError(f"{model} is a recurrent SNN: `neurocompile build` takes ANNs for now; run its passes one by one "
+                                "(`neurocompile ingest -T N`, `prune`, `quantize`, `map`) and see README 'Recurrent networks'")
     inputs = [model, *filter(None, [data_file(opts.data)])]
     check_output_dir(Path(out), inputs)
     notes: list[str] = []
@@ -441,20 +422,12 @@ def build(model: str | Path, *, out: str | Path = "build", **options) -> dict:
         state = run_stages(BuildState(model, opts, profile, ds, backend, notes=notes))
         report = _report(state)
         ir.save(state.mapped, folder.file(NETWORK_FILE))
-        folder.file("report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
+        folder.file("report.json").write_text(dumps(report))
         folder.file("report.html").write_text(render_html(report))
         state.timings["build_s"] = time.perf_counter() - t_start
-        folder.file("timings.json").write_text(json.dumps(state.timings, indent=2, default=_json_default) + "\n")
+        folder.file("timings.json").write_text(dumps(state.timings))
     log(f"wrote {out}/report.json, {out}/report.html, {out}/timings.json and {out}/{NETWORK_FILE} in {state.timings['build_s']:.1f} s")
     return report
-
-
-def _json_default(o):
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
 
 
 def run_artifact(out: str | Path, backend: str = "reference", samples: int | None = None, timeout_s: float | None = None) -> dict:
@@ -465,9 +438,9 @@ def run_artifact(out: str | Path, backend: str = "reference", samples: int | Non
     if not path.is_file():
         raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); run `neurocompile build` first")
     net = ir.load(path)
-    if not net.quantized or "data" not in net.meta or "timesteps" not in net.meta:
+    if not net.quantized or net.settings.data is None or not net.converted:
         raise NeurocompileError(f"{path} is not a built network (not converted and quantised); run `neurocompile build` first")
-    ds = load_dataset(net.meta["data"], seed=int(net.meta.get("seed", 0)))
+    ds = load_dataset(net.settings.data, seed=net.settings.seed)
     n = len(ds.x_test) if samples is None else min(samples, len(ds.x_test))
     x = shape_for_model(ds.x_test[:n], net.population(net.input).shape)
     be = get_backend(backend)
@@ -487,3 +460,4 @@ def run_artifact(out: str | Path, backend: str = "reference", samples: int | Non
         "wall_s": round(result.wall_s, 4),
         "steps": result.steps,
     }
+

@@ -30,6 +30,17 @@ LABELS = ("specified", "measured", "pre-silicon", "estimated")
 """How a value is known: a published design parameter, a silicon measurement,
 a circuit simulation, or our own derivation (the file's ``note`` says how)."""
 
+LABEL_FACTORS: dict[str, tuple[float, float]] = {
+    "specified": (1.0, 1.0),     # a design parameter: exact
+    "measured": (0.9, 1.1),      # board instruments and run-to-run spread: +-10 %
+    "pre-silicon": (0.5, 2.0),   # circuit simulation before tape-out: within 2x of silicon
+    "estimated": (0.25, 4.0),    # our own derivation or transfer: within 4x
+}
+"""The uncertainty rule: a constant's (low, high) is its value times its label's
+factors, widened to the profile's explicit ``range`` where one is given (the
+sources disagree). :mod:`neurocompile.report.cost_model` evaluates the model at
+all lows and all highs to give every estimate its range."""
+
 ProfileKind = Literal["neuromorphic", "ann"]
 KINDS: tuple[str, ...] = ("neuromorphic", "ann")
 
@@ -49,6 +60,10 @@ ENERGY_TERMS: dict[str, str] = {
     "neuron_update": "energy",  # one neuron state update (neuron x step)
     "spike_message": "energy",  # one spike message to one destination core
     "input_event": "energy",    # one nonzero input value delivered to the chip
+    "neuron_update_idle": "energy",  # one update of a neuron that received nothing (cost model)
+    "mesh_hop": "energy",       # one router hop of a spike message across the mesh (cost model)
+    "x86_step": "energy",       # one step of the chip's embedded-CPU program (cost model)
+    "board_overhead_power": "power",  # a booted board's overhead over an unbooted one (cost model)
     "mac": "energy",            # one multiply-accumulate of the equivalent ANN
     "sram_read_64b": "energy",  # one 64-bit SRAM read of stored weights
     "static_power": "power",    # charged for the modelled latency
@@ -59,6 +74,10 @@ TIME_TERMS: dict[str, str] = {
     "spike_message": "time",
     "input_event": "time",
     "barrier_sync": "time",  # once per time step
+    "neuron_update_idle": "time",
+    "mesh_hop": "time",
+    "x86_step": "time",      # the embedded CPUs' work per step, on the critical path
+    "host_step": "time",     # one host round trip, with the host in the loop
 }
 
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -82,6 +101,15 @@ class Quantity:
     note: str = ""
     uncertain: bool = False
     range: tuple[float, float] | None = None
+
+    def bounds_si(self) -> tuple[float, float]:
+        """(low, high) in SI by :data:`LABEL_FACTORS`, widened to the explicit ``range`` if any."""
+        lo_f, hi_f = LABEL_FACTORS.get(self.label, LABEL_FACTORS["estimated"])
+        lo, hi = self.si * lo_f, self.si * hi_f
+        if self.range is not None:
+            scale = _SI.get(self.unit, ("count", 1.0))[1]
+            lo, hi = min(lo, self.range[0] * scale), max(hi, self.range[1] * scale)
+        return lo, hi
 
     def __int__(self) -> int:
         """The value as written (not converted): lets ``int(profile.formats["weight_bits"])`` read naturally."""
@@ -274,15 +302,44 @@ def parse_profile(doc: dict, path: Path) -> Profile:
     )
 
 
-def _read(path: Path) -> Profile:
+def _load_doc(path: Path) -> dict:
     try:
         with open(path, "rb") as f:
-            doc = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise NeurocompileError(f"{path}: no such profile file") from None
     except tomllib.TOMLDecodeError as e:
         raise NeurocompileError(f"{path}: not valid TOML ({e})") from None
-    return parse_profile(doc, path)
+
+
+def _with_base(doc: dict, path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """``[profile] base = "loihi2"``: start from that profile's file (same folder) and override per key.
+
+    Why: a system of several chips (Kapoho Point, Hala Point) shares every
+    per-chip constant with its chip; copying them would let the copies drift.
+    Sections merge key by key; the child's [profile] table replaces the base's
+    except for keys it omits.
+    """
+    head = doc.get("profile")
+    base = head.get("base") if isinstance(head, dict) else None
+    if base is None:
+        return doc
+    base_path = path.parent / f"{base}.toml"
+    if base_path in seen or base_path == path:
+        raise NeurocompileError(f"{path}: profile.base {base!r} makes a cycle")
+    parent = _with_base(_load_doc(base_path), base_path, seen + (path,))
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in parent.items()}
+    for section, table in doc.items():
+        if isinstance(table, dict):
+            merged.setdefault(section, {}).update(table)
+        else:
+            merged[section] = table
+    merged["profile"].pop("base", None)
+    return merged
+
+
+def _read(path: Path) -> Profile:
+    return parse_profile(_with_base(_load_doc(path), path), path)
 
 
 # -- public API ----------------------------------------------------------------

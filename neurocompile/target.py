@@ -64,7 +64,7 @@ def _value(raw: Any) -> Any:
 class FixedPointFormat:
     """Bit widths of the target's neuron and synapse state, read from its hardware profile.
 
-    Field order and names are what ``meta["quantization"]["format"]`` records.
+    Field order and names are what ``net.fixed.format`` records.
     """
 
     weight_bits: int
@@ -196,8 +196,8 @@ class LavaTarget:
             return m
         return x
 
-    def synapse_weights(self, proj: Any, matrix: sp.spmatrix | None = None) -> Any:
-        """The weights Lava uses for an IR projection, in the projection's own layout (matrix or kernel).
+    def synapse_weights(self, proj: Any, weight: Any, matrix: sp.spmatrix | None = None) -> Any:
+        """The weights Lava uses for an IR projection whose integer mantissas are ``weight``, in the projection's own layout.
 
         Lava infers the sign mode over the synapses that exist. For a conv
         projection those are the unrolled matrix's entries (``Projection.matrix``):
@@ -207,9 +207,9 @@ class LavaTarget:
         that unrolled matrix where the caller has it already.
         """
         if proj.kind != "conv":
-            return self.lava_weights(proj.qweight)
-        synapses = np.asarray((proj.matrix(quantized=True) if matrix is None else matrix).data, dtype=np.int64)
-        return self.lava_weights(np.asarray(proj.qweight, dtype=np.int64), mode=self.sign_mode(synapses))
+            return self.lava_weights(weight)
+        synapses = np.asarray((proj.matrix(weight) if matrix is None else matrix).data, dtype=np.int64)
+        return self.lava_weights(np.asarray(weight, dtype=np.int64), mode=self.sign_mode(synapses))
 
     # -- neurons ------------------------------------------------------------------
     def check_neuron_params(self, name: str, q: Any, size: int) -> None:
@@ -218,17 +218,18 @@ class LavaTarget:
         if biases not in (1, size):  # one value is Lava's broadcast scalar
             raise NeurocompileError(f"population {name!r}: bias_mant has {biases} values for {size} neurons (give one, or one per neuron)")
         for key, (lo, hi) in self.param_ranges.items():
-            value = int(getattr(q, key))
-            if not lo <= value <= hi:
+            values = np.asarray(getattr(q, key))  # one value, or one per neuron
+            if values.size and not (lo <= values.min() and values.max() <= hi):
+                value = int(values.min() if values.min() < lo else values.max())
                 raise NeurocompileError(f"population {name!r}: {key} = {value} is outside Lava's fixed-point range [{lo}, {hi}]")
 
-    def float_equivalents(self, vth: int, bias_mant: np.ndarray, bias_exp: int, du: int, dv: int) -> dict:
+    def float_equivalents(self, vth: Any, bias_mant: np.ndarray, bias_exp: int, du: Any, dv: Any) -> dict:
         """The float LIF (Lava's ``floating_pt`` units, see the module docstring) that computes what the fixed one does."""
         return {
-            "vth": float(vth),
+            "vth": float(vth) if np.ndim(vth) == 0 else np.asarray(vth, dtype=np.float64),  # one, or one per neuron
             "bias": np.asarray(bias_mant, dtype=np.float64) * 2.0**bias_exp / (1 << self.threshold_shift),
-            "du": (du + 1) / self.decay_unity,
-            "dv": dv / self.decay_unity,
+            "du": (np.asarray(du) + 1) / self.decay_unity if np.ndim(du) else (du + 1) / self.decay_unity,
+            "dv": np.asarray(dv) / self.decay_unity if np.ndim(dv) else dv / self.decay_unity,
         }
 
 

@@ -49,3 +49,12 @@ def backend():
     if not ok:
         pytest.skip(why)
     return b
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Step-by-step loops over small tensors are latency-bound: BLAS threads waiting on a busy CPU slow them ~30x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -95,3 +95,36 @@ def edit_archive(data: bytes, edit) -> bytes:
     d = {n.split("/", 1)[1]: b for n, b in members}
     edit(d)
     return write_zip([(f"{root}/{n}", b) for n, b in d.items()])
+
+
+# -- networks with a fixed-point layer (IR version 2) ---------------------------
+def fixed_network(populations, projections, neurons=None, synapses=None, *, inputs="in", outputs="out",
+                  fixed_format=None, v_units_per_float=None, **settings):
+    """A :class:`~neurocompile.ir.Network` built in one call, as tests build them.
+
+    ``neurons``: population name -> ``NeuronFixed``; ``synapses``: projection name ->
+    ``SynapseFixed``, ``(weight, exp)`` or a bare integer ``weight`` (exponent 0). Both
+    None: a float network (no fixed-point layer). ``inputs``/``outputs``: a name or a
+    tuple of names; ``settings``: :class:`~neurocompile.ir.RunSettings` fields
+    (``timesteps``, ``encoding``, ``seed``, ``data``, ...).
+    """
+    from neurocompile.ir import FixedPoint, Network, RunSettings, SynapseFixed
+
+    fixed = None
+    if neurons is not None or synapses is not None:
+        syn = {}
+        for name, s in (synapses or {}).items():
+            if isinstance(s, SynapseFixed):
+                syn[name] = s
+            elif isinstance(s, tuple):
+                syn[name] = SynapseFixed(weight=s[0], exp=int(s[1]))
+            else:
+                syn[name] = SynapseFixed(weight=s)
+        fixed = FixedPoint(neurons=dict(neurons or {}), synapses=syn, format=dict(fixed_format or {}),
+                           v_units_per_float=dict(v_units_per_float or {}))
+    return Network(
+        populations=tuple(populations), projections=tuple(projections),
+        inputs=(inputs,) if isinstance(inputs, str) else tuple(inputs),
+        outputs=(outputs,) if isinstance(outputs, str) else tuple(outputs),
+        settings=RunSettings(**settings), fixed=fixed,
+    )

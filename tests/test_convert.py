@@ -22,8 +22,8 @@ def one_layer(w: np.ndarray, b: np.ndarray) -> Network:
             Population("output", (1,), "readout", bias=np.zeros(1)),
         ),
         projections=(Projection("i->h", "input", "h", "dense", w), Projection("h->o", "h", "output", "dense", np.ones((1, n_out)))),
-        input="input",
-        output="output",
+        inputs=("input",),
+        outputs=("output",),
     )
 
 

@@ -77,7 +77,8 @@ def test_bias_mantissa_wraps_at_16_bits_like_lavas_int16_var():
 
 from hypothesis import HealthCheck, example, given, settings, strategies as st  # noqa: E402
 
-from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from nc_testutils import fixed_network  # noqa: E402
+from neurocompile.ir import NeuronFixed, Population, Projection  # noqa: E402
 from neurocompile.sim import native  # noqa: E402
 from neurocompile.sim.engine import simulate  # noqa: E402
 
@@ -145,7 +146,7 @@ def test_engine_fast_paths_equal_the_plain_lava_rules(kernel, monkeypatch, seed,
     n_in, n = 6, 5
     w = rng.integers(-wmax, wmax + 1, (n, n_in))
     w_rec = rng.integers(-wmax, wmax + 1, (n, n)) * (rng.random((n, n)) < 0.5)
-    q = NeuronQuant(vth=vth, bias_mant=np.full(1 if scalar_bias else n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
+    q = NeuronFixed(vth=vth, bias_mant=np.full(1 if scalar_bias else n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
     if static:  # direct encoding: one graded frame repeated (a stride-0 view, as encode() makes it)
         frames = torch.as_tensor(rng.integers(0, 256, (3, 1, n_in))).expand(3, 12, n_in)
     else:
@@ -155,13 +156,15 @@ def test_engine_fast_paths_equal_the_plain_lava_rules(kernel, monkeypatch, seed,
 
 def _assert_engine_follows_the_rules(w, w_rec, exp, frames, q, reset):
     n, n_in = w.shape
-    net = Network(
-        populations=(Population("input", (n_in,), "input"), Population("h", (n,), "spiking", reset=reset, quant=q),
-                     Population("output", (1,), "readout", quant=NeuronQuant(vth=1, bias_mant=np.zeros(1), bias_exp=0))),
-        projections=(Projection("ih", "input", "h", "dense", w.astype(float), qweight=w, weight_exp=exp),
-                     Projection("hh", "h", "h", "dense", w_rec.astype(float), qweight=w_rec, weight_exp=exp),
-                     Projection("ho", "h", "output", "dense", np.ones((1, n)), qweight=np.ones((1, n), dtype=np.int64))),
-        input="input", output="output",
+    net = fixed_network(
+        (Population("input", (n_in,), "input"), Population("h", (n,), "spiking", reset=reset),
+         Population("output", (1,), "readout")),
+        (Projection("ih", "input", "h", "dense", w.astype(float)),
+         Projection("hh", "h", "h", "dense", w_rec.astype(float), recurrent=True),
+         Projection("ho", "h", "output", "dense", np.ones((1, n)))),
+        neurons={"h": q, "output": NeuronFixed(vth=1, bias_mant=np.zeros(1), bias_exp=0)},
+        synapses={"ih": (w, exp), "hh": (w_rec, exp), "ho": np.ones((1, n), dtype=np.int64)},
+        inputs="input", outputs="output",
     )
     got = simulate(net, frames, "fixed", record=True)
     want_spikes, want_u, want_v, want_readout = _lif_loop(w, w_rec, exp, frames, q, reset)
@@ -183,6 +186,6 @@ def test_one_bias_for_all_neurons_reaches_every_neuron(kernel, monkeypatch):
     n, n_in = 1024, 8
     w = rng.integers(-20, 21, (n, n_in)) * 2
     w_rec = np.zeros((n, n), dtype=np.int64)
-    q = NeuronQuant(vth=400, bias_mant=np.array([37]), bias_exp=6)  # 37·64 per step: fires every ~11 steps alone
+    q = NeuronFixed(vth=400, bias_mant=np.array([37]), bias_exp=6)  # 37·64 per step: fires every ~11 steps alone
     frames = torch.as_tensor(rng.integers(0, 2, (2, 30, n_in)))  # binary spikes: the bias is the whole drive
     _assert_engine_follows_the_rules(w, w_rec, 0, frames, q, "subtract")

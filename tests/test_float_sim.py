@@ -16,7 +16,7 @@ import scipy.sparse as sp
 import torch
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.ir import ConvSpec, Network, Population, Projection
+from neurocompile.ir import ConvSpec, Network, Population, Projection, RunSettings
 from neurocompile.sim.encoding import encode
 from neurocompile.sim.float_sim import FastSigmoid, FloatSimulator, SpikeFunction, StraightThrough
 from neurocompile.sim.ops import project, weight_tensor
@@ -29,8 +29,8 @@ def _engine_float(net: Network, frames: torch.Tensor, dtype: torch.dtype = torch
     then every projection takes its source's output; step 0 resets.
     """
     B, P, _ = frames.shape
-    pops = net.populations[1:]
-    w = {pr.name: weight_tensor(pr, False, dtype) for pr in net.projections}
+    pops = net.neurons
+    w = {pr.name: weight_tensor(pr, dtype) for pr in net.projections}
     msg: dict[str, torch.Tensor] = {}
     zero = {p.name: torch.zeros(B, p.size, dtype=dtype) for p in pops}
     u, v = dict(zero), dict(zero)
@@ -99,17 +99,17 @@ def random_net(seed: int, reset: str = "subtract", dynamics: bool = True, recurr
     ]
     if recurrent:
         projs += [
-            Projection("h->h", "h", "h", "dense", rng.normal(0, 0.3, (12, 12))),  # onto itself
-            Projection("h->c", "h", "c", "sparse", sparse(64, 12, 0.3)),  # onto an earlier population
+            Projection("h->h", "h", "h", "dense", rng.normal(0, 0.3, (12, 12)), recurrent=True),  # onto itself
+            Projection("h->c", "h", "c", "sparse", sparse(64, 12, 0.3), recurrent=True),  # onto an earlier population
         ]
-    net = Network(pops, tuple(projs), "in", "o", meta={"timesteps": T, "encoding": "direct"})
+    net = Network(pops, tuple(projs), ("in",), ("o",), RunSettings(timesteps=T, encoding="direct"))
     net.validate()
     return net
 
 
 def _frames(net: Network, encoding: str, batch: int = 7, seed: int = 0, dtype=torch.float32) -> torch.Tensor:
     x = np.random.default_rng(seed + 100).uniform(0, 1, (batch, 36))
-    return encode(x, encoding, int(net.meta["timesteps"]) + net.depth(), fixed=False, seed=seed).to(dtype)
+    return encode(x, encoding, int(net.settings.timesteps) + net.depth(), fixed=False, seed=seed).to(dtype)
 
 
 CASES = [(seed, reset, enc, dyn, rec) for seed, (reset, enc, dyn, rec) in enumerate(
@@ -321,14 +321,14 @@ def pooled_net(seed: int = 0, T: int = 6) -> Network:
             Population("o", (5,), "readout", threshold=1.0, bias=rng.normal(0, 0.1, 5)))
     projs = (Projection("in->c", "in", "c", "conv", kernel, conv=ConvSpec((2, 8, 8), (4, 5, 5), stride=(2, 2), padding=(2, 2))),
              Projection("c->o", "c", "o", "dense", rng.normal(0, 0.4, (5, 100))))
-    net = Network(pops, projs, "in", "o", meta={"timesteps": T, "encoding": "rate"})
+    net = Network(pops, projs, ("in",), ("o",), RunSettings(timesteps=T, encoding="rate"))
     net.validate()
     return net
 
 
 def _pooled_frames(net: Network, batch: int = 5, dtype=torch.float32) -> torch.Tensor:
     x = np.random.default_rng(7).uniform(0, 1, (batch, 128))
-    return encode(x, "rate", int(net.meta["timesteps"]) + net.depth(), fixed=False, seed=1).to(dtype)
+    return encode(x, "rate", int(net.settings.timesteps) + net.depth(), fixed=False, seed=1).to(dtype)
 
 
 def test_a_pool_composed_kernel_is_parametrised_by_its_block_kernel():

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 pytest.importorskip("lava")
 from neurocompile.backends import reference  # noqa: E402
 from neurocompile.ir_geometry import conv_output_hw  # noqa: E402
-from neurocompile.ir import ConvSpec, Network, NeuronQuant, Population, Projection  # noqa: E402
+from nc_testutils import fixed_network  # noqa: E402
+from neurocompile.ir import ConvSpec, Network, NeuronFixed, Population, Projection, SynapseFixed  # noqa: E402
 from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
 
 pytestmark = pytest.mark.lava
@@ -29,13 +30,13 @@ IN_SHAPE = (1, 4, 4)
 H1_SHAPE = (2, 4, 4)  # conv 3×3, padding 1
 
 
-def _quant(rng: np.random.Generator, n: int, hot: bool) -> NeuronQuant:
+def _quant(rng: np.random.Generator, n: int, hot: bool) -> NeuronFixed:
     du = int(rng.choice([4095, 4095, rng.integers(0, 4096)]))  # < 4095: a synaptic current that decays
     dv = int(rng.choice([0, rng.integers(1, 600), rng.integers(600, 4096)]))  # IF, mild or strong leak
     vth = int(rng.integers(1, 40)) if hot else int(rng.choice([rng.integers(2, 300), (1 << 17) - 1]))
     if rng.random() < 0.2:  # full int16 bias at a large exponent: v + u + bias wraps at 32 bits in Lava
-        return NeuronQuant(vth=vth, bias_mant=rng.integers(-(1 << 15), 1 << 15, n), bias_exp=int(rng.integers(12, 17)), du=du, dv=dv)
-    return NeuronQuant(vth=vth, bias_mant=rng.integers(-400, 400, n), bias_exp=int(rng.integers(0, 4)), du=du, dv=dv)
+        return NeuronFixed(vth=vth, bias_mant=rng.integers(-(1 << 15), 1 << 15, n), bias_exp=int(rng.integers(12, 17)), du=du, dv=dv)
+    return NeuronFixed(vth=vth, bias_mant=rng.integers(-400, 400, n), bias_exp=int(rng.integers(0, 4)), du=du, dv=dv)
 
 
 def _weights(rng: np.random.Generator, shape: tuple[int, ...], sign: str) -> np.ndarray:
@@ -46,14 +47,15 @@ def _weights(rng: np.random.Generator, shape: tuple[int, ...], sign: str) -> np.
     return rng.integers(-256, 256, shape)  # odd values included: Lava floors them to even
 
 
-def _proj(rng, name, src, dst, kind, shape, *, hot: bool, conv: ConvSpec | None = None, density: float = 0.4) -> Projection:
+def _proj(rng, name, src, dst, kind, shape, *, hot: bool, conv: ConvSpec | None = None, density: float = 0.4,
+          recurrent: bool = False) -> tuple[Projection, SynapseFixed]:
     sign = rng.choice(["mixed", "mixed", "excitatory", "inhibitory"])
     w = _weights(rng, shape, sign)
     if kind == "sparse":
         w = sp.csr_matrix(w * (rng.random(shape) < density))
     exp = int(rng.integers(5, 9)) if hot else int(rng.integers(-3, 3))  # hot: a_in << 6 beyond 24 bits
     weight = w.astype(np.float64)
-    return Projection(name, src, dst, kind, weight, conv=conv, qweight=w, weight_exp=exp)
+    return Projection(name, src, dst, kind, weight, conv=conv, recurrent=recurrent), SynapseFixed(w, exp)
 
 
 def random_network(seed: int, n2: int = 12, n3: int = 8, n_out: int = 4, recurrent: bool = False) -> Network:
@@ -63,11 +65,13 @@ def random_network(seed: int, n2: int = 12, n3: int = 8, n_out: int = 4, recurre
     n_in, n1 = 16, int(np.prod(H1_SHAPE))
     pops = (
         Population("in", IN_SHAPE, "input"),
-        Population("h1", H1_SHAPE, "spiking", reset=resets["h1"], quant=_quant(rng, n1, hot["h1"])),
-        Population("h2", (n2,), "spiking", reset=resets["h2"], quant=_quant(rng, n2, hot["h2"])),
-        Population("h3", (n3,), "spiking", reset=resets["h3"], quant=_quant(rng, n3, hot["h3"])),
-        Population("out", (n_out,), "readout", quant=_quant(rng, n_out, False)),  # its bias must be ignored on chip
+        Population("h1", H1_SHAPE, "spiking", reset=resets["h1"]),
+        Population("h2", (n2,), "spiking", reset=resets["h2"]),
+        Population("h3", (n3,), "spiking", reset=resets["h3"]),
+        Population("out", (n_out,), "readout"),
     )
+    neurons = {"h1": _quant(rng, n1, hot["h1"]), "h2": _quant(rng, n2, hot["h2"]), "h3": _quant(rng, n3, hot["h3"]),
+               "out": _quant(rng, n_out, False)}  # out's bias must be ignored on chip
     conv = ConvSpec(in_shape=IN_SHAPE, out_shape=H1_SHAPE, stride=(1, 1), padding=(1, 1))
     projs = (
         _proj(rng, "c1", "in", "h1", "conv", (2, 1, 3, 3), hot=hot["h1"], conv=conv),
@@ -79,10 +83,10 @@ def random_network(seed: int, n2: int = 12, n3: int = 8, n_out: int = 4, recurre
     )
     if recurrent:  # h3 → h2 (backwards) and h2 → h2 (self): delivered one step later, like any projection
         projs += (
-            _proj(rng, "r32", "h3", "h2", "dense", (n2, n3), hot=False),
-            _proj(rng, "r22", "h2", "h2", "sparse", (n2, n2), hot=False, density=0.3),
+            _proj(rng, "r32", "h3", "h2", "dense", (n2, n3), hot=False, recurrent=True),
+            _proj(rng, "r22", "h2", "h2", "sparse", (n2, n2), hot=False, density=0.3, recurrent=True),
         )
-    net = Network(pops, projs, "in", "out")
+    net = fixed_network(pops, [pr for pr, _ in projs], neurons, {pr.name: sf for pr, sf in projs})
     net.validate()
     return net
 
@@ -121,10 +125,11 @@ def _peak_input(net: Network, frames: np.ndarray, trains: dict[str, np.ndarray])
     sent = {net.input: frames, **{k: v.astype(np.int64) for k, v in trains.items()}}
     total: dict[str, np.ndarray] = {}
     for pr in net.projections:
-        m = pr.matrix(quantized=True).toarray().astype(np.int64)
+        m = net.fixed_matrix(pr).toarray().astype(np.int64)
         w = lava_weights(m)
         acc = sent[pr.source] @ w.T
-        acc = acc << pr.weight_exp if pr.weight_exp >= 0 else acc >> -pr.weight_exp
+        exp = net.synapse_fixed(pr.name).exp
+        acc = acc << exp if exp >= 0 else acc >> -exp
         total[pr.target] = total.get(pr.target, 0) + acc
     return {k: int(np.abs(v).max()) for k, v in total.items()}
 
@@ -162,8 +167,8 @@ def test_hypothesis_networks_agree_with_reference(backend, seed, n2, n3, n_out, 
 
 def _with_conv_exp0(seed: int) -> Network:
     net = random_network(seed)
-    conv = dataclasses.replace(net.projections[0], weight_exp=0)  # odd mixed-sign kernels included
-    return dataclasses.replace(net, projections=(conv, *net.projections[1:]))
+    conv = dataclasses.replace(net.synapse_fixed("c1"), exp=0)  # odd mixed-sign kernels included
+    return net.replace(fixed=dataclasses.replace(net.fixed, synapses={**net.fixed.synapses, "c1": conv}))
 
 
 @pytest.mark.parametrize("graded", [False, True])
@@ -186,7 +191,7 @@ def test_conv_lowered_to_lava_conv_agrees_with_reference(backend, graded):
 
 def test_conv_with_a_weight_exponent_stays_sparse(backend):
     net = random_network(0)
-    assert net.projections[0].kind == "conv" and net.projections[0].weight_exp != 0
+    assert net.projections[0].kind == "conv" and net.synapse_fixed(net.projections[0].name).exp != 0
     procs = {row["process"]: row for row in backend.describe(net)}
     assert "Conv" not in procs and "unrolled into Sparse" in procs["Sparse"]["note"]
 
@@ -199,14 +204,15 @@ def _conv_net(groups: int, c_in: int, c_out: int, seed: int = 5) -> tuple[Networ
     kernel = rng.integers(-90, 91, (c_out, c_in // groups, 3, 3))  # odd mixed-sign values: Lava truncates them
     n1 = int(np.prod(out_shape))
     w_out = rng.integers(-60, 61, (3, n1))
-    net = Network(
-        populations=(Population("in", in_shape, "input"),
-                     Population("h1", out_shape, "spiking", quant=NeuronQuant(vth=20, bias_mant=rng.integers(-40, 40, n1), bias_exp=2)),
-                     Population("out", (3,), "readout", quant=NeuronQuant(vth=(1 << 17) - 1, bias_mant=np.zeros(3, np.int64), bias_exp=0))),
-        projections=(Projection("c1", "in", "h1", "conv", kernel.astype(float), qweight=kernel, weight_exp=0,
-                                conv=ConvSpec(in_shape=in_shape, out_shape=out_shape, stride=stride, padding=padding, groups=groups)),
-                     Projection("o", "h1", "out", "dense", w_out.astype(float), qweight=w_out)),
-        input="in", output="out", meta={"timesteps": 12, "encoding": "direct"},
+    net = fixed_network(
+        (Population("in", in_shape, "input"), Population("h1", out_shape, "spiking"), Population("out", (3,), "readout")),
+        (Projection("c1", "in", "h1", "conv", kernel.astype(float),
+                    conv=ConvSpec(in_shape=in_shape, out_shape=out_shape, stride=stride, padding=padding, groups=groups)),
+         Projection("o", "h1", "out", "dense", w_out.astype(float))),
+        neurons={"h1": NeuronFixed(vth=20, bias_mant=rng.integers(-40, 40, n1), bias_exp=2),
+                 "out": NeuronFixed(vth=(1 << 17) - 1, bias_mant=np.zeros(3, np.int64), bias_exp=0)},
+        synapses={"c1": (kernel, 0), "o": w_out},
+        timesteps=12, encoding="direct",
     )
     net.validate()
     frames = np.repeat(rng.integers(0, 30, (3, 1, int(np.prod(in_shape)))), PERIOD, axis=1)
@@ -241,13 +247,12 @@ def test_conv_taps_that_only_meet_padding_do_not_decide_the_sign_mode(backend, w
     kernel[0, 0, 0, 0] = -1  # with stride 2 and padding 1 on a 2×2 input, tap (0, 0) only meets padding
     spec = ConvSpec(in_shape=(1, 2, 2), out_shape=(1, 1, 1), stride=(2, 2), padding=(1, 1))
     zero = np.zeros(1, np.int64)
-    net = Network(
-        populations=(Population("in", (1, 2, 2), "input"),
-                     Population("h", (1, 1, 1), "spiking", quant=NeuronQuant(vth=1000, bias_mant=zero, bias_exp=0)),
-                     Population("out", (1,), "readout", quant=NeuronQuant(vth=1, bias_mant=zero, bias_exp=0))),
-        projections=(Projection("c", "in", "h", "conv", kernel.astype(float), qweight=kernel, weight_exp=weight_exp, conv=spec),
-                     Projection("o", "h", "out", "dense", np.ones((1, 1)), qweight=np.ones((1, 1), np.int64))),
-        input="in", output="out", meta={"timesteps": 6, "encoding": "rate"},
+    net = fixed_network(
+        (Population("in", (1, 2, 2), "input"), Population("h", (1, 1, 1), "spiking"), Population("out", (1,), "readout")),
+        (Projection("c", "in", "h", "conv", kernel.astype(float), conv=spec), Projection("o", "h", "out", "dense", np.ones((1, 1)))),
+        neurons={"h": NeuronFixed(vth=1000, bias_mant=zero, bias_exp=0), "out": NeuronFixed(vth=1, bias_mant=zero, bias_exp=0)},
+        synapses={"c": (kernel, weight_exp), "o": np.ones((1, 1), np.int64)},
+        timesteps=6, encoding="rate",
     )
     frames = np.ones((1, PERIOD, 4), np.int64)
     procs = {row["process"] for row in backend.describe(net, frames)}

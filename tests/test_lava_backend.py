@@ -17,7 +17,8 @@ import pytest
 pytest.importorskip("lava")
 from neurocompile.backends import Backend, get_backend  # noqa: E402
 from neurocompile.errors import NeurocompileError  # noqa: E402
-from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from nc_testutils import fixed_network  # noqa: E402
+from neurocompile.ir import Network, NeuronFixed, Population, Projection, SynapseFixed  # noqa: E402
 from neurocompile_lava.backend import LavaBackend  # noqa: E402
 from neurocompile_lava.describe import describe_lowering  # noqa: E402
 from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
@@ -26,23 +27,30 @@ from neurocompile_lava.plan import plan_lowering  # noqa: E402
 pytestmark = pytest.mark.lava
 
 
-def quant(n: int, vth: int, bias: int = 0, bias_exp: int = 0, du: int = 4095, dv: int = 0) -> NeuronQuant:
-    return NeuronQuant(vth=vth, bias_mant=np.full(n, bias, np.int64), bias_exp=bias_exp, du=du, dv=dv)
+def quant(n: int, vth: int, bias: int = 0, bias_exp: int = 0, du: int = 4095, dv: int = 0) -> NeuronFixed:
+    return NeuronFixed(vth=vth, bias_mant=np.full(n, bias, np.int64), bias_exp=bias_exp, du=du, dv=dv)
 
 
-def dense(name: str, src: str, dst: str, w, exp: int = 0) -> Projection:
+def dense(name: str, src: str, dst: str, w, exp: int = 0) -> tuple[Projection, SynapseFixed]:
     w = np.asarray(w, np.int64)
-    return Projection(name, src, dst, "dense", w.astype(float), qweight=w, weight_exp=exp)
+    return Projection(name, src, dst, "dense", w.astype(float)), SynapseFixed(w, exp)
+
+
+def with_neuron(net: Network, name: str, q: NeuronFixed) -> Network:
+    """``net`` with population ``name``'s integer parameters replaced."""
+    return net.replace(fixed=dataclasses.replace(net.fixed, neurons={**net.fixed.neurons, name: q}))
 
 
 def two_inputs_one_neuron(w, vth: int, reset: str = "subtract", exp: int = 0) -> Network:
     """2 inputs → 1 spiking neuron → 1 readout (weight 1): the readout's v counts the neuron's spikes."""
     pops = (
         Population("in", (2,), "input"),
-        Population("h", (1,), "spiking", reset=reset, quant=quant(1, vth)),
-        Population("out", (1,), "readout", quant=quant(1, 1000, bias=77)),  # readout bias: decoder only
+        Population("h", (1,), "spiking", reset=reset),
+        Population("out", (1,), "readout"),
     )
-    return Network(pops, (dense("w1", "in", "h", [w], exp), dense("w2", "h", "out", [[1]])), "in", "out")
+    (p1, s1), (p2, s2) = dense("w1", "in", "h", [w], exp), dense("w2", "h", "out", [[1]])
+    return fixed_network(pops, (p1, p2), neurons={"h": quant(1, vth), "out": quant(1, 1000, bias=77)},  # readout bias: decoder only
+                         synapses={"w1": s1, "w2": s2})
 
 
 def ideal_if_count(drive: int, steps: int, vth: int) -> int:
@@ -100,8 +108,9 @@ def test_mixed_sign_weights_get_lavas_even_truncation(backend):
 def test_graded_input_and_weight_exponent(backend):
     """Direct (graded) input: the payload multiplies the weight; weight_exp shifts the sum."""
     P = 6
-    pops = (Population("in", (2,), "input"), Population("out", (2,), "readout", quant=quant(2, 1000, du=4095, dv=0)))
-    net = Network(pops, (dense("w", "in", "out", [[2, 0], [3, 1]], exp=-1),), "in", "out")
+    pops = (Population("in", (2,), "input"), Population("out", (2,), "readout"))
+    pr, sf = dense("w", "in", "out", [[2, 0], [3, 1]], exp=-1)
+    net = fixed_network(pops, (pr,), neurons={"out": quant(2, 1000, du=4095, dv=0)}, synapses={"w": sf})
     frames = np.zeros((2, P, 2), np.int64)
     frames[0, :, 0] = 7  # 7·2 >> 1 = 7 ;  7·3 >> 1 = 10
     frames[1, :, 1] = 200  # 200·1 >> 1 = 100
@@ -117,18 +126,21 @@ def test_bad_networks_are_rejected_before_running(backend):
     frames = np.ones((1, 5, 2), np.int64)
     with pytest.raises(NeurocompileError, match="shape"):
         backend.run(net, np.ones((1, 5, 3)))
-    float_w = net.replace(projections=(dataclasses.replace(net.projections[0], qweight=np.array([[0.7, 1.0]])), net.projections[1]))
+    float_w = net.replace(fixed=dataclasses.replace(net.fixed, synapses={**net.fixed.synapses, "w1": SynapseFixed(np.array([[0.7, 1.0]]))}))
     with pytest.raises(NeurocompileError, match="integers"):
         backend.run(float_w, frames)
     with pytest.raises(NeurocompileError, match=r"\[0, 255\]"):
         backend.run(two_inputs_one_neuron([300, 2], 16), frames)
-    unquantised = net.replace_population(Population("h", (1,), "spiking"))
+    unquantised = net.replace(fixed=None)
     with pytest.raises(NeurocompileError, match="not quantised"):
         backend.run(unquantised, frames)
-    big_bias = net.replace_population(Population("h", (1,), "spiking", quant=quant(1, 16, bias=40000)))
+    part = net.replace(fixed=dataclasses.replace(net.fixed, neurons={"out": net.neuron_fixed("out")}))  # h has no integers
+    with pytest.raises(NeurocompileError, match="quantize"):
+        backend.run(part, frames)
+    big_bias = with_neuron(net, "h", quant(1, 16, bias=40000))
     with pytest.raises(NeurocompileError, match="16 bits"):
         backend.run(big_bias, frames)
-    two_biases = net.replace_population(Population("h", (1,), "spiking", quant=NeuronQuant(vth=16, bias_mant=np.array([1, 2]), bias_exp=0)))
+    two_biases = with_neuron(net, "h", NeuronFixed(vth=16, bias_mant=np.array([1, 2]), bias_exp=0))
     for b in (backend, get_backend("reference")):  # one shared check, both backends
         with pytest.raises(NeurocompileError, match="2 values for 1 neurons"):
             b.run(two_biases, frames)

@@ -25,16 +25,17 @@ def dequantize(net: Network) -> Network:
     after Lava's truncation. Lava's ``floating_pt`` models run these numbers;
     so does the float engine, which makes the two comparable.
     """
-    pops = [net.populations[0]]
-    for p in net.populations[1:]:
-        q = p.quant
+    pops = [net.population(net.input)]
+    for p in net.neurons:
+        q = net.neuron_fixed(p.name)
         f = LOIHI2.float_equivalents(q.vth, q.bias_mant, q.bias_exp, q.du, q.dv)
-        pops.append(dataclasses.replace(p, threshold=f["vth"], bias=f["bias"], leak=f["dv"], current_decay=f["du"], quant=None))
+        pops.append(dataclasses.replace(p, threshold=f["vth"], bias=f["bias"], leak=f["dv"], current_decay=f["du"]))
     projs = []
     for pr in net.projections:
-        w = LOIHI2.synapse_weights(pr).astype(np.float64) * 2.0**pr.weight_exp
-        projs.append(dataclasses.replace(pr, weight=w, qweight=None, weight_exp=0))
-    return net.replace(populations=tuple(pops), projections=tuple(projs))
+        sf = net.synapse_fixed(pr.name)
+        w = LOIHI2.synapse_weights(pr, sf.weight).astype(np.float64) * 2.0**sf.exp
+        projs.append(dataclasses.replace(pr, weight=w))
+    return net.replace(populations=tuple(pops), projections=tuple(projs), fixed=None)
 
 
 @pytest.mark.parametrize("seed", [0, 3])

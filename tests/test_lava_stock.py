@@ -29,7 +29,7 @@ import torch
 pytest.importorskip("lava")
 
 from neurocompile.ir_geometry import conv_output_hw  # noqa: E402
-from neurocompile.ir import ConvSpec, NeuronQuant, Population, Projection  # noqa: E402
+from neurocompile.ir import ConvSpec, NeuronFixed, Population, Projection, SynapseFixed  # noqa: E402
 from neurocompile.sim import native  # noqa: E402
 from neurocompile.sim.engine import _Neurons, _Synapses  # noqa: E402
 from neurocompile_lava import runner  # noqa: E402
@@ -70,9 +70,9 @@ def _reference_lif(du, dv, vth, bias_mant, bias_exp, a_in, kernel):
     ``kernel``: "native" lets the integrate-and-fire fast path use the fused C step
     (sim/native) where it applies; "torch" makes it use torch ops.
     """
-    q = NeuronQuant(vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, du=du, dv=dv)
+    q = NeuronFixed(vth=vth, bias_mant=bias_mant, bias_exp=bias_exp, du=du, dv=dv)
     with mock.patch.object(native, "if_step", native.if_step if kernel == "native" else lambda: None):
-        nrn = _Neurons(Population("h", (len(bias_mant),), "spiking", reset="zero", quant=q), 1,
+        nrn = _Neurons(Population("h", (len(bias_mant),), "spiking", reset="zero"), q, 1,
                        in_bound=float(np.abs(a_in).max()), period=len(a_in) + 1)
     spikes = [nrn.step([(torch.as_tensor(a[None], dtype=nrn.v.dtype), 0)]) for a in a_in]
     u, v = nrn.state()
@@ -107,9 +107,9 @@ def _reference_conv(weight, frames, stride, padding, weight_exp, graded):
     in_shape = frames.shape[1:]
     c_out = weight.shape[0]
     h, w = conv_output_hw(*in_shape[1:], weight.shape[2:], stride, padding)
-    proj = Projection("c", "a", "b", "conv", weight.astype(float), qweight=weight, weight_exp=weight_exp,
+    proj = Projection("c", "a", "b", "conv", weight.astype(float),
                       conv=ConvSpec(in_shape=in_shape, out_shape=(c_out, h, w), stride=stride, padding=padding, groups=1))
-    syn = _Synapses(proj, max_input=float(np.abs(frames).max()), binary=not graded)
+    syn = _Synapses(proj, SynapseFixed(weight, weight_exp), max_input=float(np.abs(frames).max()), binary=not graded)
     syn.accept(torch.as_tensor(frames.reshape(len(frames), -1)))
     x, e = syn.message()
     return (x.to(torch.int64) << e).numpy().reshape(len(frames), c_out, h, w)

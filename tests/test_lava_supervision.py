@@ -22,7 +22,8 @@ import pytest
 pytest.importorskip("lava")
 psutil = pytest.importorskip("psutil")
 from neurocompile.errors import NeurocompileError  # noqa: E402
-from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from nc_testutils import fixed_network  # noqa: E402
+from neurocompile.ir import Network, NeuronFixed, Population, Projection  # noqa: E402
 from neurocompile_lava import runner  # noqa: E402
 from neurocompile_lava.runner import group_members, mapped_segments, remove_leaked_segments, shm_segments  # noqa: E402
 
@@ -32,15 +33,15 @@ DOUBLES = Path(__file__).with_name("lava_doubles")
 
 def _net() -> Network:
     def q(n):
-        return NeuronQuant(vth=4, bias_mant=np.zeros(n, np.int64), bias_exp=0)
+        return NeuronFixed(vth=4, bias_mant=np.zeros(n, np.int64), bias_exp=0)
 
     w1, w2 = np.array([[3, 2], [1, 1]]), np.array([[1, -2]])
-    pops = (Population("in", (2,), "input"), Population("h", (2,), "spiking", quant=q(2)), Population("out", (1,), "readout", quant=q(1)))
+    pops = (Population("in", (2,), "input"), Population("h", (2,), "spiking"), Population("out", (1,), "readout"))
     projs = (
-        Projection("w1", "in", "h", "dense", w1.astype(float), qweight=w1),
-        Projection("w2", "h", "out", "dense", w2.astype(float), qweight=w2),
+        Projection("w1", "in", "h", "dense", w1.astype(float)),
+        Projection("w2", "h", "out", "dense", w2.astype(float)),
     )
-    return Network(pops, projs, "in", "out")
+    return fixed_network(pops, projs, neurons={"h": q(2), "out": q(1)}, synapses={"w1": w1, "w2": w2})
 
 
 class Leftovers:

@@ -16,7 +16,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from neurocompile.ir import Network, NeuronQuant, Population, Projection
+from nc_testutils import fixed_network
+from neurocompile.ir import Network, NeuronFixed, Population, Projection
 from neurocompile.sim import native
 from neurocompile.sim import fixed_point as fx
 from neurocompile.sim.engine import _decay32, _Neurons, simulate
@@ -43,13 +44,15 @@ def _plain(net: Network, frames: torch.Tensor):
     every projection Lava's Dense (int32 sum wrapped, shifted, wrapped), one step of delay each,
     step 0 a reset. Returns (spike trains, final (u, v), readout v)."""
     B, P, _ = frames.shape
-    pops = {p.name: p for p in net.populations[1:]}
+    pops = {p.name: p for p in net.neurons}
+    qs = {k: net.neuron_fixed(k) for k in pops}
     u = {k: torch.zeros(B, p.size, dtype=torch.int64) for k, p in pops.items()}
     v = {k: torch.zeros_like(u[k]) for k in pops}
-    bias = {k: torch.zeros(p.size, dtype=torch.int64) if p.kind == "readout" else fx.effective_bias(p.quant.bias_mant, p.quant.bias_exp)
+    bias = {k: torch.zeros(p.size, dtype=torch.int64) if p.kind == "readout" else fx.effective_bias(qs[k].bias_mant, qs[k].bias_exp)
             for k, p in pops.items()}
-    weights = {pr.name: torch.as_tensor(fx.lava_weights(np.asarray(pr.qweight.toarray() if hasattr(pr.qweight, "toarray") else pr.qweight,
-                                                                    dtype=np.int64)), dtype=torch.int64) for pr in net.projections}
+    sfs = {pr.name: net.synapse_fixed(pr.name) for pr in net.projections}
+    weights = {k: torch.as_tensor(fx.lava_weights(np.asarray(sf.weight.toarray() if hasattr(sf.weight, "toarray") else sf.weight,
+                                                             dtype=np.int64)), dtype=torch.int64) for k, sf in sfs.items()}
     buf = {pr.name: torch.zeros(B, pops[pr.target].size, dtype=torch.int64) for pr in net.projections}
     trains = {k: [] for k, p in pops.items() if p.kind != "readout"}
     for t in range(P):
@@ -60,18 +63,18 @@ def _plain(net: Network, frames: torch.Tensor):
                 s = torch.zeros_like(u[k], dtype=torch.bool)
             else:
                 a_in = sum(buf[pr.name] for pr in net.projections if pr.target == k)
-                u[k], v[k] = fx.lif_subthreshold(u[k], v[k], a_in, p.quant.du, p.quant.dv, bias[k])
+                u[k], v[k] = fx.lif_subthreshold(u[k], v[k], a_in, qs[k].du, qs[k].dv, bias[k])
                 if p.kind == "readout":
                     s = torch.zeros_like(u[k], dtype=torch.bool)
                 else:
-                    vth = p.quant.vth << fx.VTH_SHIFT
+                    vth = qs[k].vth << fx.VTH_SHIFT
                     s = v[k] > vth
                     v[k] = torch.where(s, v[k] - vth, v[k]) if p.reset == "subtract" else v[k].masked_fill(s, 0)
             out[k] = s
             if k in trains:
                 trains[k].append(s)
         for pr in net.projections:
-            buf[pr.name] = fx.wrap32(fx.shift(fx.wrap32(out[pr.source].to(torch.int64) @ weights[pr.name].T), pr.weight_exp))
+            buf[pr.name] = fx.wrap32(fx.shift(fx.wrap32(out[pr.source].to(torch.int64) @ weights[pr.name].T), sfs[pr.name].exp))
     return {k: torch.stack(s, 1) for k, s in trains.items()}, {k: (u[k], v[k]) for k in pops}, v[net.output]
 
 
@@ -95,22 +98,27 @@ def _network(rng, *, n_in, n, n2, q1, q2, q_out, wmax, exps, resets, sparse_rec,
         return rng.integers(-wmax, wmax + 1, shape) * (rng.random(shape) < density)
 
     w_ih, w_hh, w_h2, w_i2, w_o = w((n, n_in)), w((n, n), 0.4), w((n2, n)), w((n2, n_in), 0.5), w((3, n2))
-    pr = lambda name, s, t, m, e, kind="dense": Projection(name, s, t, kind, m.astype(float), qweight=m, weight_exp=e)  # noqa: E731
-    projs = [pr("ih", "input", "h", w_ih, exps[0]), pr("hh", "h", "h", w_hh, exps[1], "sparse" if sparse_rec else "dense"),
+    synapses = {}
+
+    def pr(name, s, t, m, e, kind="dense", recurrent=False):
+        synapses[name] = (m, e)
+        return Projection(name, s, t, kind, m.astype(float), recurrent=recurrent)
+
+    projs = [pr("ih", "input", "h", w_ih, exps[0]), pr("hh", "h", "h", w_hh, exps[1], "sparse" if sparse_rec else "dense", recurrent=True),
              pr("h2", "h", "h2", w_h2, exps[2]), pr("o", "h2", "out", w_o, exps[3])]
     if skip:  # two messages into one population: one static under direct input, one not
         projs.append(pr("i2", "input", "h2", w_i2, exps[4]))
-    return Network(
-        populations=(Population("input", (n_in,), "input"), Population("h", (n,), "spiking", reset=resets[0], quant=q1),
-                     Population("h2", (n2,), "spiking", reset=resets[1], quant=q2), Population("out", (3,), "readout", quant=q_out)),
-        projections=tuple(projs), input="input", output="out",
+    return fixed_network(
+        (Population("input", (n_in,), "input"), Population("h", (n,), "spiking", reset=resets[0]),
+         Population("h2", (n2,), "spiking", reset=resets[1]), Population("out", (3,), "readout")),
+        projs, neurons={"h": q1, "h2": q2, "out": q_out}, synapses=synapses, inputs="input", outputs="out",
     )
 
 
 def _quant(draw, rng, n, du, dv):
     big = draw(st.booleans())  # a full int16 bias at a large exponent: v + u + bias wraps at 32 bits
     lim = 1 << 15 if big else 400
-    return NeuronQuant(vth=draw(st.sampled_from([0, 1, 40, 300, 5000, (1 << 17) - 1])),
+    return NeuronFixed(vth=draw(st.sampled_from([0, 1, 40, 300, 5000, (1 << 17) - 1])),
                        bias_mant=rng.integers(-lim, lim, n if draw(st.booleans()) else 1),  # one per neuron, or one for all
                        bias_exp=draw(st.integers(10, 16) if big else st.integers(0, 4)), du=du, dv=dv)
 
@@ -121,7 +129,7 @@ def networks(draw):
     rng = np.random.default_rng(seed)
     q1 = _quant(draw, rng, 7, draw(DU), draw(DV))
     q2 = _quant(draw, rng, 4, draw(DU), draw(DV))
-    q_out = NeuronQuant(vth=1, bias_mant=np.zeros(1), bias_exp=0, du=draw(DU), dv=draw(DV))
+    q_out = NeuronFixed(vth=1, bias_mant=np.zeros(1), bias_exp=0, du=draw(DU), dv=draw(DV))
     hot = draw(st.booleans())  # exponents that push a_in << 6 past 24 and 32 bits
     exps = [draw(st.integers(3, 7) if hot else st.integers(-8, 2)) for _ in range(5)]
     net = _network(rng, n_in=5, n=7, n2=4, q1=q1, q2=q2, q_out=q_out, wmax=draw(st.sampled_from([3, 60, 255])), exps=exps,
@@ -152,9 +160,9 @@ def test_lif_path_equals_the_plain_rules_on_random_networks(kernel, monkeypatch,
 def test_the_leaky_recurrent_network_fires_wraps_and_runs_on_the_lif_path(monkeypatch):
     """A fixed case that is known to exercise the paths the property test samples at random."""
     rng = np.random.default_rng(3)
-    q = NeuronQuant(vth=40, bias_mant=rng.integers(-400, 400, 7), bias_exp=2, du=100, dv=512)
-    q2 = NeuronQuant(vth=5, bias_mant=np.array([-(1 << 15)]), bias_exp=16, du=4095, dv=1)
-    net = _network(rng, n_in=5, n=7, n2=4, q1=q, q2=q2, q_out=NeuronQuant(vth=1, bias_mant=np.zeros(1), bias_exp=0, dv=2048),
+    q = NeuronFixed(vth=40, bias_mant=rng.integers(-400, 400, 7), bias_exp=2, du=100, dv=512)
+    q2 = NeuronFixed(vth=5, bias_mant=np.array([-(1 << 15)]), bias_exp=16, du=4095, dv=1)
+    net = _network(rng, n_in=5, n=7, n2=4, q1=q, q2=q2, q_out=NeuronFixed(vth=1, bias_mant=np.zeros(1), bias_exp=0, dv=2048),
                    wmax=255, exps=[7, 6, 7, 0, 7], resets=["subtract", "zero"], sparse_rec=True, skip=True)
     frames = torch.as_tensor(rng.integers(0, 1 << 12, (3, 1, 5))).expand(3, 20, 5)
     calls = []
@@ -191,10 +199,10 @@ def test_lif_neurons_equal_the_rules_on_any_int32_input(kernel, monkeypatch, du,
     _use(kernel, monkeypatch)
     rng = np.random.default_rng(seed)
     B, n, steps = 3, 9, 12
-    q = NeuronQuant(vth=vth, bias_mant=np.full(n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
-    pop = Population("h", (n,), "readout" if readout else "spiking", reset=reset, quant=q)
+    q = NeuronFixed(vth=vth, bias_mant=np.full(n, bias_mant), bias_exp=bias_exp, du=du, dv=dv)
+    pop = Population("h", (n,), "readout" if readout else "spiking", reset=reset)
     bound = float(len(exps) << amp)  # |a_in|: each x << e within ±2^amp
-    nrn = _Neurons(pop, B, in_bound=bound, period=steps + 1)
+    nrn = _Neurons(pop, q, B, in_bound=bound, period=steps + 1)
     nrn.reset()
     u = v = torch.zeros(B, n, dtype=torch.int64)
     bias = torch.zeros(n, dtype=torch.int64) if readout else fx.effective_bias(q.bias_mant, q.bias_exp)
@@ -221,8 +229,8 @@ def test_lif_neurons_equal_the_rules_on_any_int32_input(kernel, monkeypatch, du,
 def test_lif_neurons_use_their_fast_path_when_bounded(kernel, monkeypatch, du, dv):
     """Bounded inputs (the converted and bench networks) never reach the int64 rules, with either kernel."""
     _use(kernel, monkeypatch)
-    q = NeuronQuant(vth=400, bias_mant=np.array([3]), bias_exp=2, du=du, dv=dv)
-    nrn = _Neurons(Population("h", (4,), "spiking", quant=q), 2, in_bound=20.0, period=33)
+    q = NeuronFixed(vth=400, bias_mant=np.array([3]), bias_exp=2, du=du, dv=dv)
+    nrn = _Neurons(Population("h", (4,), "spiking"), q, 2, in_bound=20.0, period=33)
     assert nrn.lif and not nrn.fast and nrn.v.dtype == torch.int32 and nrn.counts.dtype == torch.int8
 
 

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.ir import ConvSpec, Network, Population, Projection
+from neurocompile.ir import ConvSpec, Network, Population, Projection, RunSettings
 from neurocompile.passes.map import destination_core_counts, map_to_cores
 from neurocompile.profiles import load_profile
 
@@ -46,18 +46,18 @@ def ring_net() -> Network:
         w1[i, (i + 1) % 6] = 1.0
     pops = (Population("in", (6,), "input"), Population("h", (8,), "spiking"), Population("out", (8,), "readout"))
     projs = (Projection("w1", "in", "h", "dense", w1), Projection("w2", "h", "out", "dense", np.eye(8)))
-    net = Network(pops, projs, "in", "out", meta={"timesteps": 4})
+    net = Network(pops, projs, ("in",), ("out",), RunSettings(timesteps=4))
     net.validate()
     return net
 
 
 def chunks(net: Network, pop: str) -> list[list[int]]:
-    return net.meta["mapping"]["populations"][pop]["chunks"]
+    return net.mapping["populations"][pop]["chunks"]
 
 
 def test_neuron_limit(tmp_path):
     net = map_to_cores(ring_net(), chip(tmp_path, neurons=4))
-    m = net.meta["mapping"]
+    m = net.mapping
     assert chunks(net, "h") == [[0, 4], [4, 8]]
     assert m["populations"]["h"]["binding"] == "neurons per core"
     assert chunks(net, "out") == [[0, 4], [4, 8]]
@@ -71,7 +71,7 @@ def test_memory_limit_by_hand(tmp_path):
     # k=2: min(48, 48) = 48 <= 64;  k=3: min(96, 72) = 72 > 64  -> runs of 2.
     net = map_to_cores(ring_net(), chip(tmp_path, neurons=4, memory=64))
     assert chunks(net, "h") == [[0, 2], [2, 4], [4, 6], [6, 8]]
-    rec = net.meta["mapping"]["populations"]["h"]
+    rec = net.mapping["populations"]["h"]
     assert rec["binding"] == "synaptic memory per core"
     assert rec["max_memory_bits"] == 48
 
@@ -79,14 +79,14 @@ def test_memory_limit_by_hand(tmp_path):
 def test_shared_state_memory_by_hand(tmp_path):
     # 10 state bits per neuron: k=1 costs 16 + 10 = 26; k=2 costs 48 + 20 = 68 > 64 -> one neuron per core
     net = map_to_cores(ring_net(), chip(tmp_path, neurons=4, memory=64, state_bits=10))
-    assert net.meta["mapping"]["populations"]["h"]["cores"] == 8
+    assert net.mapping["populations"]["h"]["cores"] == 8
 
 
 def test_fan_in_limit_by_hand(tmp_path):
     # k ring neurons listen to k+1 distinct inputs: 3 axons allow k=2
     net = map_to_cores(ring_net(), chip(tmp_path, neurons=4, fan_in=3))
     assert chunks(net, "h") == [[0, 2], [2, 4], [4, 6], [6, 8]]
-    rec = net.meta["mapping"]["populations"]["h"]
+    rec = net.mapping["populations"]["h"]
     assert rec["binding"] == "fan-in axons per core" and rec["max_fan_in"] == 3
 
 
@@ -94,7 +94,7 @@ def test_fan_out_limit_by_hand(tmp_path):
     # each hidden neuron reaches one core of out, so needs one output axon; 2 axons per core -> runs of 2
     net = map_to_cores(ring_net(), chip(tmp_path, neurons=4, fan_out=2))
     assert chunks(net, "h") == [[0, 2], [2, 4], [4, 6], [6, 8]]
-    assert net.meta["mapping"]["populations"]["h"]["binding"] == "fan-out axons per core"
+    assert net.mapping["populations"]["h"]["binding"] == "fan-out axons per core"
 
 
 def test_destination_cores_follow_the_target_partition():
@@ -115,11 +115,11 @@ def test_conv_kernel_is_stored_once_per_channel(tmp_path):
         Projection("k", "in", "c", "conv", kernel, conv=ConvSpec((1, 4, 4), (2, 2, 2))),
         Projection("d", "c", "out", "dense", np.ones((2, 8))),
     )
-    net = Network(pops, projs, "in", "out")
+    net = Network(pops, projs, ("in",), ("out",))
     net.validate()
     mapped = map_to_cores(net, chip(tmp_path, neurons=8, memory=100))
     assert chunks(mapped, "c") == [[0, 4], [4, 8]]
-    assert mapped.meta["mapping"]["populations"]["c"]["max_memory_bits"] == 72
+    assert mapped.mapping["populations"]["c"]["max_memory_bits"] == 72
 
 
 def test_a_single_neuron_that_cannot_fit(tmp_path):
@@ -133,7 +133,7 @@ def wide_net(hidden: int) -> Network:
     """in (10) -> h (hidden), one synapse per hidden neuron: only the neuron count matters."""
     w = sp.csr_matrix((np.ones(hidden), (np.arange(hidden), np.arange(hidden) % 10)), shape=(hidden, 10))
     pops = (Population("in", (10,), "input"), Population("h", (hidden,), "readout"))
-    net = Network(pops, (Projection("w", "in", "h", "sparse", w),), "in", "h")
+    net = Network(pops, (Projection("w", "in", "h", "sparse", w),), ("in",), ("h",))
     net.validate()
     return net
 
@@ -147,14 +147,14 @@ def test_too_big_for_loihi_says_by_how_much():
     assert "h 300 cores (neurons per core)" in msg
     assert "3 chips" in msg
     # and with three chips it fits
-    assert map_to_cores(net, load_profile("loihi"), chips=3).meta["mapping"]["cores_used"] == 300
+    assert map_to_cores(net, load_profile("loihi"), chips=3).mapping["cores_used"] == 300
 
 
 def test_loihi2_mapping_is_pure_and_reports_unchecked_and_uncertain_limits():
     net = wide_net(20_000)
     mapped = map_to_cores(net, load_profile("loihi2"))
-    assert "mapping" not in net.meta  # the input network is untouched
-    m = mapped.meta["mapping"]
+    assert net.mapping is None  # the input network is untouched
+    m = mapped.mapping
     assert m["cores_used"] == 3  # 8192 neurons per core
     assert m["profile"] == "loihi2"
     notes = " ".join(m["notes"])
@@ -166,8 +166,8 @@ def test_loihi_memory_by_hand():
     # 4,096 inputs per neuron (exactly the fan-in limit), stored as a dense block of 9-bit weights
     # (8 bits + sign): 36,864 bits per neuron; 1,048,576 bits per core hold 28 of them.
     pops = (Population("in", (4096,), "input"), Population("out", (100,), "readout"))
-    net = Network(pops, (Projection("w", "in", "out", "dense", np.ones((100, 4096))),), "in", "out")
-    m = map_to_cores(net, load_profile("loihi")).meta["mapping"]["populations"]["out"]
+    net = Network(pops, (Projection("w", "in", "out", "dense", np.ones((100, 4096))),), ("in",), ("out",))
+    m = map_to_cores(net, load_profile("loihi")).mapping["populations"]["out"]
     assert m["chunks"] == [[0, 28], [28, 56], [56, 84], [84, 100]]
     assert m["binding"] == "synaptic memory per core"
     assert m["max_memory_bits"] == 28 * 4096 * 9 and m["max_fan_in"] == 4096
@@ -175,7 +175,7 @@ def test_loihi_memory_by_hand():
 
 def test_loihi_fan_in_limit_refuses_a_too_wide_dense_neuron():
     pops = (Population("in", (5000,), "input"), Population("out", (2,), "readout"))
-    net = Network(pops, (Projection("w", "in", "out", "dense", np.ones((2, 5000))),), "in", "out")
+    net = Network(pops, (Projection("w", "in", "out", "dense", np.ones((2, 5000))),), ("in",), ("out",))
     with pytest.raises(NeurocompileError, match=r"fan-in axons per core: needs 5,000, a core has 4,096 \(1.2x over\)"):
         map_to_cores(net, load_profile("loihi"))
 
@@ -186,8 +186,8 @@ def test_spreading_over_more_cores_shortens_the_busiest_core():
     net = wide_net(20_000)
     profile = load_profile("loihi2")
     packed, spread = map_to_cores(net, profile), map_to_cores(net, profile, max_neurons_per_core=1000)
-    assert spread.meta["mapping"]["cores_used"] == 20
-    assert spread.meta["mapping"]["populations"]["h"]["binding"] == "neurons per core"
+    assert spread.mapping["cores_used"] == 20
+    assert spread.mapping["populations"]["h"]["binding"] == "neurons per core"
     latency = [estimate_energy(n, count_ops(n, {"in": 100.0}, 10), profile)["latency_s"] for n in (packed, spread)]
     assert latency[1] < latency[0]
 

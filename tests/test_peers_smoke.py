@@ -56,14 +56,14 @@ def test_peer_stages_apply_the_networks_own_projections(peers, small_cnn):
 
     net, _ = small_cnn
     stages = peers.stages_of(net)
-    assert [st.name for st in stages] == [p.name for p in net.populations[1:]]
+    assert [st.name for st in stages] == [p.name for p in net.neurons]
     assert any(isinstance(m, nn.AvgPool2d) for st in stages for m in st.ff.modules())  # a pool was taken out
     g = torch.Generator().manual_seed(1)
     for st in stages:
         (pr,) = net.incoming(st.name)
         src, dst = net.population(pr.source), net.population(pr.target)
         s = (torch.rand(5, src.size, generator=g) < 0.3).float()
-        want = project(pr, weight_tensor(pr, False, torch.float32), s)
+        want = project(pr, weight_tensor(pr, torch.float32), s)
         if dst.kind != "readout" and dst.bias is not None:
             want = want + torch.as_tensor(dst.bias, dtype=torch.float32)
         with torch.no_grad():

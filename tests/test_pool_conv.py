@@ -186,7 +186,8 @@ def test_unknown_pool_mode_is_refused():
 
 
 # -- the fixed-point engine runs a pool-composed conv pooled, bit for bit --------------------------
-from neurocompile.ir import Network, NeuronQuant, Population, Projection  # noqa: E402
+from nc_testutils import fixed_network  # noqa: E402
+from neurocompile.ir import Network, NeuronFixed, Population, Projection  # noqa: E402
 from neurocompile.sim import engine  # noqa: E402
 from neurocompile.sim.engine import _lava_effective, _pooled_conv, simulate  # noqa: E402
 
@@ -203,13 +204,13 @@ def _quantised_pool_conv(side: int, pool: int, k: int, stride: int, pad: int, gr
     q = np.round(kernel * pool * pool).astype(np.int64)  # integer taps, constant on pool × pool blocks
     n = 6 * ho * ho
     zero = lambda m: np.zeros(m, np.int64)  # noqa: E731
-    net = Network(
-        (Population("input", (4, side, side), "input"),
-         Population("a", (6, ho, ho), "spiking", quant=NeuronQuant(vth=200, bias_mant=zero(n), bias_exp=0)),
-         Population("output", (n,), "readout", quant=NeuronQuant(vth=1000, bias_mant=zero(n), bias_exp=0))),
-        (Projection("input->a", "input", "a", "conv", q.astype(np.float64), conv=cspec, qweight=q),
-         Projection("a->output", "a", "output", "dense", np.eye(n), qweight=np.eye(n, dtype=np.int64))),
-        "input", "output", meta={},
+    net = fixed_network(
+        (Population("input", (4, side, side), "input"), Population("a", (6, ho, ho), "spiking"), Population("output", (n,), "readout")),
+        (Projection("input->a", "input", "a", "conv", q.astype(np.float64), conv=cspec),
+         Projection("a->output", "a", "output", "dense", np.eye(n))),
+        neurons={"a": NeuronFixed(vth=200, bias_mant=zero(n), bias_exp=0), "output": NeuronFixed(vth=1000, bias_mant=zero(n), bias_exp=0)},
+        synapses={"input->a": q, "a->output": np.eye(n, dtype=np.int64)},
+        inputs="input", outputs="output",
     )
     net.validate()
     return net
@@ -220,11 +221,13 @@ def test_engine_runs_a_composed_conv_pooled_and_exact(side, pool, k, stride, pad
     monkeypatch.setattr(engine, "MAX_UNROLLED_CONV", 0)  # small convs would run unrolled as int8 GEMMs: test the pooled path
     net = _quantised_pool_conv(side, pool, k, stride, pad, groups, seed=side + k)
     conv = net.projections[0]
-    pooled = _pooled_conv(_lava_effective(conv), torch.float32)
+    sf = net.synapse_fixed(conv.name)
+    pooled = _pooled_conv(_lava_effective(sf, conv), torch.float32)
     assert pooled is not None and pooled[1] == (pool, pool)
     # the same synapses as an unrolled matrix: the engine's CSR path, independent of conv2d
-    unrolled = net.replace(projections=(
-        Projection(conv.name, "input", "a", "sparse", conv.matrix(), qweight=conv.matrix(quantized=True)), net.projections[1]))
+    unrolled = net.replace(
+        projections=(Projection(conv.name, "input", "a", "sparse", conv.matrix()), net.projections[1]),
+        fixed=dataclasses.replace(net.fixed, synapses={**net.fixed.synapses, conv.name: dataclasses.replace(sf, weight=net.fixed_matrix(conv))}))
     g = torch.Generator().manual_seed(side)
     for frames in ((torch.rand(8, 12, 4 * side * side, generator=g) < 0.3).float(),  # binary spikes
                    torch.randint(0, 256, (8, 1, 4 * side * side), generator=g).float().expand(8, 12, -1)):  # graded, static
@@ -238,7 +241,7 @@ def test_engine_keeps_an_odd_map_unpooled_where_the_dropped_row_is_read():
     conv = net.projections[0]
     # the same kernel over a 13-wide map with padding reads the row a 2-pool would drop
     spec = dataclasses.replace(conv.conv, in_shape=(4, 13, 13))
-    assert _pooled_conv(_lava_effective(dataclasses.replace(conv, conv=spec)), torch.float32) is None
+    assert _pooled_conv(_lava_effective(net.synapse_fixed(conv.name), dataclasses.replace(conv, conv=spec)), torch.float32) is None
 
 
 @pytest.mark.lava
@@ -247,7 +250,9 @@ def test_composed_conv_on_lava_is_spike_identical(backend, weight_exp):
     from neurocompile.backends import reference
 
     net = _quantised_pool_conv(8, 2, 3, 1, 1, 2, seed=3)
-    net = net.replace(projections=(dataclasses.replace(net.projections[0], weight_exp=weight_exp), net.projections[1]))
+    conv = net.projections[0].name
+    net = net.replace(fixed=dataclasses.replace(net.fixed, synapses={
+        **net.fixed.synapses, conv: dataclasses.replace(net.synapse_fixed(conv), exp=weight_exp)}))
     frames = (np.random.default_rng(0).random((3, 10, 4 * 8 * 8)) < 0.3).astype(np.int64)
     procs = {row["process"] for row in backend.describe(net, frames)}
     assert ("Conv" in procs) == (weight_exp == 0)

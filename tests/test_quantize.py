@@ -20,24 +20,27 @@ def test_integers_fit_the_loihi2_formats(trained_mlp, digits):
     _, q = _q(trained_mlp, digits)
     fmt = LOIHI2.format
     for pr in q.projections:
-        w = pr.qweight.data if sp.issparse(pr.qweight) else np.asarray(pr.qweight)
+        sf = q.synapse_fixed(pr.name)
+        w = sf.weight.data if sp.issparse(sf.weight) else np.asarray(sf.weight)
         assert w.dtype.kind == "i" and np.abs(w).max() <= 255
-        assert fmt.weight_exp_min <= pr.weight_exp <= fmt.weight_exp_max
+        assert fmt.weight_exp_min <= sf.exp <= fmt.weight_exp_max
         # already in the form Lava's Dense uses (mixed sign → even), so Lava changes nothing
-        np.testing.assert_array_equal(LOIHI2.lava_weights(pr.qweight), pr.qweight)
-    for p in q.populations[1:]:
-        assert 0 < p.quant.vth < 2**17
-        assert np.abs(p.quant.bias_mant).max() < 2**12 and 0 <= p.quant.bias_exp < 8
-        assert (p.quant.du, p.quant.dv) == (4095, 0)
+        np.testing.assert_array_equal(LOIHI2.lava_weights(sf.weight), sf.weight)
+    for p in q.neurons:
+        nf = q.neuron_fixed(p.name)
+        assert 0 < nf.vth < 2**17
+        assert np.abs(nf.bias_mant).max() < 2**12 and 0 <= nf.bias_exp < 8
+        assert (nf.du, nf.dv) == (4095, 0)
 
 
 def test_worst_case_input_cannot_overflow_the_state(trained_mlp, digits):
     _, q = _q(trained_mlp, digits)
-    for p in q.populations[1:]:
+    for p in q.neurons:
         worst = 0
         for pr in q.incoming(p.name):
             unit = 255 if pr.source == q.input else 1  # direct input payloads are 8 bit
-            w = abs(sp.csr_matrix(pr.qweight)).toarray() * 2.0**pr.weight_exp * unit
+            sf = q.synapse_fixed(pr.name)
+            w = abs(sp.csr_matrix(sf.weight)).toarray() * 2.0**sf.exp * unit
             worst = np.maximum(worst, w.sum(1))
         assert (worst * 64).max() < 2**23  # a_in << 6 never wraps u
 

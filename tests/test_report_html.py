@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 
-from neurocompile.ir import Network, Population, Projection
+from neurocompile.ir import Network, Population, Projection, RunSettings
 from neurocompile.passes.map import map_to_cores
 from neurocompile.profiles import load_profile, load_profiles
 from neurocompile.report import count_ops, energy_table, render_html
@@ -19,7 +19,7 @@ def small_net() -> Network:
     rng = np.random.default_rng(0)
     pops = (Population("in", (16,), "input"), Population("h", (8,), "spiking"), Population("out", (3,), "readout"))
     projs = (Projection("w1", "in", "h", "dense", rng.normal(size=(8, 16))), Projection("w2", "h", "out", "dense", rng.normal(size=(3, 8))))
-    return Network(pops, projs, "in", "out", meta={"timesteps": 16})
+    return Network(pops, projs, ("in",), ("out",), RunSettings(timesteps=16))
 
 
 def full_report() -> dict:
@@ -36,11 +36,13 @@ def full_report() -> dict:
             "lava": {"accuracy": 0.97, "samples": 100, "agreement": 0.99},
         },
         "layers": [
-            {"name": "h", "kind": "spiking", "neurons": 8, "synapses": 128, "spikes_per_sample": 40.0},
-            {"name": "out", "kind": "readout", "neurons": 3, "synapses": 24, "spikes_per_sample": 0.0},
+            {"name": "h", "kind": "spiking", "neurons": 8, "synapses": 128, "spikes_per_sample": 40.0, "firing_rate": 40 / (8 * 18)},
+            {"name": "out", "kind": "readout", "neurons": 3, "synapses": 24, "spikes_per_sample": 0.0, "firing_rate": 0.0},
         ],
+        "raster": {"sample": 0, "steps": 18, "populations": {"h": {"neurons": 8, "shown": 8, "spikes_total": 3,
+                                                                   "spikes": [[1, 0], [2, 5], [9, 7]]}}},
         "energy": energy_table(net, ops, load_profiles()),
-        "mapping": net.meta["mapping"],
+        "mapping": net.mapping,
         "accuracy_vs_T": {"4": 0.80, "8": 0.95, "16": 0.975},
         "lowering": [{"process": "SubtractiveLIF", "count": 1, "stock_loihi2": False, "note": "custom microcode on silicon"}],
         "notes": ["energy figures are modelled, not measured <script>alert(1)</script>"],
@@ -50,7 +52,7 @@ def full_report() -> dict:
 def test_full_report_is_self_contained_with_embedded_pngs():
     html = render_html(full_report())
     images = PNG.findall(html)
-    assert len(images) == 4  # accuracy per stage, accuracy vs T, spikes per layer, energy
+    assert len(images) == 6  # accuracy per stage, accuracy vs T, firing rate per layer, raster, energy, core map
     for data in images:
         assert base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
     assert "http://" not in html and "https://" not in html and "<script" not in html
@@ -69,6 +71,23 @@ def test_full_report_shows_every_section_and_provenance():
     assert "PilotNet" in html  # the calibration's source is shown next to the constant
     assert "0" * 64 in html and "97.20 %" in html and "99.00 %" in html  # sha256, fixed-point accuracy, agreement
     assert "&lt;script&gt;" in html  # notes are escaped
+    assert "<td class=\"num\">0.2778</td>" in html  # h's firing rate: 40 spikes / (8 neurons x 18 steps)
+
+
+def test_energy_shows_ranges_latency_and_traffic():
+    report = full_report()
+    html = render_html(report)
+    e = report["energy"]["loihi2"]
+    from neurocompile.report.html import _si
+
+    lo, hi = e["range_j"]
+    assert lo < e["joules_per_sample"] < hi
+    assert f"({_si(lo, 'J')} – {_si(hi, 'J')})" in html
+    lo_t, hi_t = e["latency_range_s"]
+    assert f"({_si(lo_t, 's')} – {_si(hi_t, 's')})" in html
+    assert "Cores, chips and spike traffic per inference" in html and "messages between chips" in html
+    assert f"time: slowest_core {_si(e['latency_breakdown']['slowest_core'], 's')}, barrier_sync" in html
+    assert "utilisation of each of the 2 cores" in html  # h and out on one core each
 
 
 def test_minimal_report_renders_without_optional_parts():

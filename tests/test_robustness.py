@@ -355,7 +355,7 @@ def test_an_artifact_asking_for_absurd_time_steps_is_refused(tmp_path, trained_m
     assert main(["build", trained_mlp[0], "-o", str(out), *FAST]) == 0
     capsys.readouterr()
     net = ir.load(out / "network.ncnet")
-    ir.save(net.replace(meta={**net.meta, "timesteps": 10**9}), out / "network.ncnet")
+    ir.save(net.with_settings(timesteps=10**9), out / "network.ncnet")
     t0 = time.perf_counter()
     msg = refuse(capsys, ["run", str(out), "-n", "5"])
     assert "timesteps" in msg and time.perf_counter() - t0 < 10
@@ -378,13 +378,13 @@ def test_passes_in_the_wrong_order_name_the_missing_step(tmp_path, trained_mlp, 
     snn = tmp_path / "s.ncnet"
     assert main(["convert", str(ann), "-o", str(snn), "-T", "8"]) == 0
     capsys.readouterr()
-    assert "quantize needs a converted spiking network; run `neurocompile convert` first" in refuse(
+    assert "quantize needs a converted spiking network (or one ingested as spiking, e.g. an RSNN); run `neurocompile convert` first" in refuse(
         capsys, ["quantize", str(ann), "-o", str(tmp_path / "q.ncnet")])
     assert "convert needs an ANN that is not converted yet" in refuse(capsys, ["convert", str(snn), "-o", str(tmp_path / "c.ncnet")])
     from neurocompile.passes.convert import convert
     from neurocompile.passes.quantize import quantize
 
-    assert [p.need for p in quantize.preconditions] == ["a converted spiking network"] and convert.preconditions
+    assert [p.need for p in quantize.preconditions] == ["a converted spiking network (or one ingested as spiking, e.g. an RSNN)"] and convert.preconditions
 
 
 def test_folders_links_and_manifestless_content_are_strangers(tmp_path, trained_mlp, capsys):

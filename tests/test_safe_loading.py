@@ -7,7 +7,6 @@ The evil archives are real: each payload below does run code when given to plain
 from __future__ import annotations
 
 import copy
-import dataclasses
 import io
 import json
 import logging
@@ -367,8 +366,13 @@ def _net(tmp_path):
 
 
 def test_ncnet_save_is_deterministic(tmp_path):
-    net = _net(tmp_path)
-    net = net.replace(meta={"timesteps": 8, "nested": {"a": [1, 2.5]}, "arr": np.arange(3)})
+    from neurocompile.passes.convert import convert
+    from neurocompile.passes.quantize import quantize
+
+    net = convert(_net(tmp_path), np.random.default_rng(0).random((16, 1, 8, 8)), timesteps=8, encoding="rate")
+    net = quantize(net).with_settings(seed=5, data="digits")  # every typed record: settings, conversion, fixed layer, mapping
+    net = net.replace(mapping={"nested": {"a": [1, 2.5]}, "arr": np.arange(3)})
+    assert net.conversion is not None and net.fixed is not None
     ir.save(net, tmp_path / "a.ncnet")
     ir.save(copy.deepcopy(net), tmp_path / "b.ncnet")
     a, b = (tmp_path / "a.ncnet").read_bytes(), (tmp_path / "b.ncnet").read_bytes()
@@ -425,9 +429,9 @@ CORRUPTIONS = {
     "populations_not_list": (lambda h: h.__setitem__("populations", {"a": 1}), None, "populations"),
     "no_populations": (lambda h: h.__setitem__("populations", []), None, "no populations"),
     "dangling_target": (lambda h: h["projections"][0].__setitem__("target", "nowhere"), None, "not a population"),
-    "output_missing": (lambda h: h.__setitem__("output", "nowhere"), None, "output"),
-    "meta_timesteps_str": (lambda h: h["meta"].__setitem__("timesteps", "many"), None, "timesteps"),
-    "input_key_missing": (lambda h: h.pop("input"), None, "input"),
+    "output_missing": (lambda h: h.__setitem__("outputs", ["nowhere"]), None, "output"),
+    "settings_timesteps_str": (lambda h: h["settings"].__setitem__("timesteps", "many"), None, "timesteps"),
+    "input_key_missing": (lambda h: h.pop("inputs"), None, "input"),
 }
 
 
@@ -493,13 +497,12 @@ def test_broken_ncnet_files_are_clean_errors(tmp_path):
 
 
 def test_quantised_fields_must_be_consistent(tmp_path):
-    from neurocompile.ir import NeuronQuant
+    from neurocompile.ir import FixedPoint, NeuronFixed
 
     net = _net(tmp_path)
-    pops = list(net.populations)
-    p = pops[1]
-    pops[1] = dataclasses.replace(p, quant=NeuronQuant(vth=10, bias_mant=np.zeros(p.size, np.int64), bias_exp=0))
-    ir.save(net.replace(populations=tuple(pops)), tmp_path / "q.ncnet")
+    p = net.neurons[0]  # integer parameters for one population, none for the others or for any projection
+    part = FixedPoint(neurons={p.name: NeuronFixed(vth=10, bias_mant=np.zeros(p.size, np.int64), bias_exp=0)}, synapses={})
+    ir.save(net.replace(fixed=part), tmp_path / "q.ncnet")
     _refused(ir.load, tmp_path / "q.ncnet", match="quantised")
 
 

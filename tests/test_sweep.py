@@ -21,12 +21,12 @@ def ann(trained_mlp):
 def test_one_run_sweep_equals_separate_runs(ann, digits, encoding, mode):
     x, y = digits.x_test[:100], digits.y_test[:100]
     snn = convert(ann, digits.x_train[:128], timesteps=8, encoding=encoding)
-    snn = snn.replace(meta={**snn.meta, "seed": 3})
+    snn = snn.with_settings(seed=3)
     if mode == "fixed":
         snn = quantize(snn, FixedPointFormat.from_profile(load_profile("loihi2")))
     Ts = (1, 3, 8, 13)
     swept = accuracy_vs_timesteps(snn, x, y, Ts, mode=mode, batch_size=24)
     for T in Ts:
-        alone = evaluate(snn.replace(meta={**snn.meta, "timesteps": T}), x, mode)
+        alone = evaluate(snn.with_settings(timesteps=T), x, mode)
         assert swept[T] == alone.accuracy(y), T
     assert len(set(swept.values())) > 1  # the sweep really differs across T on this net

@@ -15,7 +15,7 @@ def ingest_program(path: str | Path, sample_shape: tuple[int, ...] | None = None
     """The loaded program (the pipeline checks the IR against it) and its IR; the file is read once."""
     program, fmt = load_program_and_format(Path(path), sample_shape=sample_shape, trust_pickle=trust_pickle)
     net = capture(program)
-    return program, net.replace(meta={**net.meta, "source_format": fmt})
+    return program, net.with_settings(source_format=fmt)
 
 
 def ingest(path: str | Path, sample_shape: tuple[int, ...] | None = None, trust_pickle: bool = False) -> Network:

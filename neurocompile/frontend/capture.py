@@ -254,7 +254,7 @@ class _Capture:
                 raise
             except Exception as e:  # an op form we did not anticipate: refuse it, naming the node
                 self.refuse(node, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        net = Network(tuple(self.populations), tuple(self.projections), input="input", output="output")
+        net = Network(tuple(self.populations), tuple(self.projections), inputs=("input",), outputs=("output",))
         net.validate()
         return net
 

@@ -66,7 +66,7 @@ from ..errors import NeurocompileError
 from ..files import (MAX_INPUT_BYTES, MAX_UNPACKED_BYTES, ArchiveTooLarge, NotAZip, _check_stat, check_input_file, first_line,
                      open_zip, read_input_file)
 
-ModelFormat = Literal["export", "torchscript", "pickle"]
+ModelFormat = Literal["export", "torchscript", "pickle", "rsnn"]
 
 MAX_MODEL_BYTES = MAX_INPUT_BYTES  # model files larger than this are refused (2 GiB)
 # (the sum of a .pt2's declared member sizes is limited by files.MAX_UNPACKED_BYTES, also 2 GiB)
@@ -76,13 +76,15 @@ HOW_TO_EXPORT = (
     "export it with `torch.export.save(torch.export.export(model.eval(), (example_input,)), 'model.pt2')` "
     "or `torch.jit.save(torch.jit.trace(model.eval(), example_input), 'model.pt')`"
 )
-ACCEPTED = "accepted: torch.export programs (.pt2) and TorchScript (.pt)"
+ACCEPTED = "accepted: torch.export programs (.pt2), TorchScript (.pt) and recurrent SNNs saved by neurocompile.nn (.rsnn)"
 
 
 # -- format sniffing -----------------------------------------------------------
 
 
 def _format_of(names: list[str], path: Path) -> ModelFormat:
+    if "rsnn.json" in names:  # a recurrent SNN saved by neurocompile.nn.save_rsnn (frontend/rsnn.py reads it)
+        return "rsnn"
     if any(n.endswith("models/model.json") or "serialized_exported_program" in n for n in names):
         return "export"
     if any("/code/" in n or n.startswith("code/") for n in names):

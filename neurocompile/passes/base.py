@@ -26,9 +26,12 @@ class Precondition:
     fix: str
 
 
-IS_ANN = Precondition(lambda n: "timesteps" not in n.meta, "an ANN that is not converted yet",
+IS_ANN = Precondition(lambda n: not n.converted, "an ANN that is not converted yet",
                       "give the artifact `neurocompile ingest` writes")
-IS_CONVERTED = Precondition(lambda n: "timesteps" in n.meta, "a converted spiking network", "run `neurocompile convert` first")
+IS_CONVERTED = Precondition(lambda n: n.converted, "a converted spiking network (or one ingested as spiking, e.g. an RSNN)",
+                            "run `neurocompile convert` first")
+NOT_QUANTIZED = Precondition(lambda n: not n.quantized, "a network that is not quantised yet (its float parameters are what changes)",
+                             "give the artifact of the step before `neurocompile quantize`")
 IS_QUANTIZED = Precondition(lambda n: n.quantized, "a quantised network", "run `neurocompile quantize` first")
 
 

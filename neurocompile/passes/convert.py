@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import NeurocompileError
-from ..ir import Network
+from ..ir import ConversionRecord, Network
 from ..sim.ann import ann_forward
 from ..sim.encoding import ENCODINGS
 from .base import IS_ANN, network_pass
@@ -33,7 +33,7 @@ def activation_scales(net: Network, x_calib: np.ndarray, method: str = "percenti
         raise NeurocompileError(f"unknown threshold method {method!r}; accepted: {', '.join(METHODS)}")
     acts = ann_forward(net, torch.as_tensor(np.asarray(x_calib)))
     lam = {net.input: 1.0}
-    for pop in net.populations[1:]:
+    for pop in net.neurons:
         if pop.kind != "spiking":
             continue
         a = acts[pop.name].flatten()
@@ -68,12 +68,10 @@ def convert(
         dataclasses.replace(p, threshold=lam[p.name] * threshold_scale, reset="subtract") if p.kind == "spiking" else p
         for p in net.populations
     )
-    meta = {
-        **net.meta,
-        "timesteps": int(timesteps),
-        "encoding": encoding,
-        "threshold_method": method if method == "max" else f"percentile {percentile:g}",
-        "threshold_scale": threshold_scale,
-        "activation_scales": {k: float(v) for k, v in lam.items()},
-    }
-    return net.replace(populations=populations, projections=projections, meta=meta)
+    record = ConversionRecord(
+        threshold_method=method if method == "max" else f"percentile {percentile:g}",
+        threshold_scale=float(threshold_scale),
+        activation_scales={k: float(v) for k, v in lam.items()},
+    )
+    return net.replace(populations=populations, projections=projections, conversion=record, fixed=None,
+                       settings=dataclasses.replace(net.settings, timesteps=int(timesteps), encoding=encoding))

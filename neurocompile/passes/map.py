@@ -29,7 +29,7 @@ The model (every figure comes from the profile's ``[limits]`` and ``[formats]``)
 * Limits a profile does not state are not checked; the mapping's ``notes`` say
   which.
 
-The result is recorded in ``net.meta["mapping"]`` (plain ints, lists, strings).
+The result is recorded in ``net.mapping`` (plain ints, lists, strings).
 """
 from __future__ import annotations
 
@@ -37,17 +37,17 @@ import dataclasses
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
-from ..cores import chunks_of, destination_core_counts, neuron_limited_chunks, projection_matrices
+from ..cores import MeshLayout, chunks_of, destination_core_counts, mesh_layout, neuron_limited_chunks, projection_matrices, routes
 from ..errors import NeurocompileError
 from ..ir import Network, Population
 from ..profiles import Profile
 
-__all__ = ["CoreBudget", "destination_core_counts", "map_to_cores", "placements"]  # destination_core_counts: from neurocompile.cores
+__all__ = ["CoreBudget", "Partition", "destination_core_counts", "map_to_cores", "partition", "placements"]  # destination_core_counts: from neurocompile.cores
 
 # limit name in the profile -> the name a violation is reported under
 _CHECKS = {
@@ -183,8 +183,7 @@ def _partition(name: str, cost: _RunCost, budget: CoreBudget) -> tuple[list[tupl
                 k = bad[0]
                 raise NeurocompileError(
                     f"neuron {a} of population {name!r} alone exceeds one core's {_CHECKS[k]}: "
-                    f"needs {use[k]:,}, a core has {cap[k]:,} ({use[k] / cap[k]:.1f}x over); "
-                    "split or prune its incoming connections"
+                    f"needs {use[k]:,}, a core has {cap[k]:,} ({use[k] / cap[k]:.1f}x over)"
                 )
             lo, up = a + 1, hi  # feasible at lo, infeasible at up
             while up - lo > 1:
@@ -214,29 +213,37 @@ def _summary_binding(binding: list[str]) -> str:
     return Counter(full).most_common(1)[0][0] if len(binding) > 1 else "fits on one core"
 
 
-def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None, max_neurons_per_core: int | None = None) -> Network:
-    """Partition ``net`` onto ``profile``'s cores; returns it with ``meta["mapping"]``.
+@dataclass(frozen=True)
+class Partition:
+    """The cut of every population into per-core runs, and what each core uses.
 
-    ``max_neurons_per_core`` caps runs below the chip's limit: more cores, less
-    work on the busiest one, so a shorter step (and less static energy).
-    Raises :class:`NeurocompileError` saying by how much when the network needs
-    more cores than ``chips`` chips (default: the profile's ``limits.chips``) have.
+    Depends only on the per-core limits (:meth:`CoreBudget.per_core`), not on
+    how many cores or chips the system has: Loihi 2, Kapoho Point and Hala
+    Point share one partition, computed once (see :func:`placements`).
     """
-    budget = CoreBudget.from_profile(profile, chips)
-    if max_neurons_per_core is not None:
-        if max_neurons_per_core < 1:
-            raise NeurocompileError(f"max_neurons_per_core must be at least 1, got {max_neurons_per_core}")
-        budget = dataclasses.replace(budget, neurons=min(budget.neurons, max_neurons_per_core))
-    matrices = projection_matrices(net)
+
+    chunks: dict[str, list[tuple[int, int]]]
+    populations: dict[str, dict]
+    cores: list[dict]  # per core: population, run, and what it uses of each limit
+
+    @property
+    def cores_used(self) -> int:
+        return len(self.cores)
+
+
+def partition(net: Network, budget: CoreBudget, matrices: Mapping[str, sp.csr_matrix] | None = None) -> Partition:
+    """Cut every non-input population into the longest runs one core holds (see the module docstring)."""
+    matrices = matrices if matrices is not None else projection_matrices(net)
     chunks: dict[str, list[tuple[int, int]]] = {}
     records: dict[str, dict] = {}
+    usage: dict[str, list[dict[str, int]]] = {}
     # targets first: a population's fan-out depends on how its targets were cut
-    for pop in reversed(net.populations[1:]):
+    for pop in reversed(net.neurons):
         dest = destination_core_counts(net, pop.name, chunks, matrices)
         cost = _RunCost(net, pop, budget, dest, matrices)
         runs, binding = _partition(pop.name, cost, budget)
         chunks[pop.name] = runs
-        use = [cost.usage(a, b) for a, b in runs]
+        usage[pop.name] = use = [cost.usage(a, b) for a, b in runs]
         records[pop.name] = {
             "neurons": pop.size,
             "cores": len(runs),
@@ -246,26 +253,61 @@ def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None, ma
             "max_fan_in": max(u["fan_in_axons_per_core"] for u in use),
             "max_fan_out": max(u["fan_out_axons_per_core"] for u in use),
         }
-    order = [p.name for p in net.populations[1:]]
-    first = 0
-    populations = {}
-    for name in order:
-        rec = records[name]
-        rec["first_core"] = first
-        first += rec["cores"]
-        populations[name] = rec
+    populations, cores = {}, []
+    for pop in net.neurons:
+        rec = records[pop.name]
+        rec["first_core"] = len(cores)
+        populations[pop.name] = rec
+        for (a, b), u in zip(chunks[pop.name], usage[pop.name]):
+            cores.append({"population": pop.name, "run": [a, b], **u})
+    return Partition({p.name: chunks[p.name] for p in net.neurons}, populations, cores)
 
-    needed, available = first, budget.cores
-    if needed > available:
-        worst = sorted(order, key=lambda n: -records[n]["cores"])[:3]
-        detail = ", ".join(f"{n} {records[n]['cores']} cores ({records[n]['binding']})" for n in worst)
-        chips_needed = math.ceil(needed / budget.cores_per_chip)
-        raise NeurocompileError(
-            f"the network needs {needed} cores, {profile.name} has {available} ({needed / available:.1f}x over); "
-            f"largest: {detail}; it would fit on {chips_needed} chips, or prune/shrink the model"
-        )
 
-    notes = ["the input population is fed by the host and takes no core"]
+def _key(budget: CoreBudget) -> CoreBudget:
+    return dataclasses.replace(budget, cores_per_chip=0, chips=0)
+
+
+def _cached_partition(net: Network, budget: CoreBudget, matrices, cache: dict | None) -> Partition:
+    if cache is None:
+        return partition(net, budget, matrices)
+    key = _key(budget)
+    if key not in cache:
+        try:
+            cache[key] = partition(net, budget, matrices)
+        except NeurocompileError as e:
+            cache[key] = e
+    hit = cache[key]
+    if isinstance(hit, NeurocompileError):
+        raise hit
+    return hit
+
+
+def _would_fit(net: Network, exclude: str, matrices, cache: dict | None) -> str:
+    """Which profile in the profiles folder the network fits, smallest system first (failure path only)."""
+    from ..profiles import load_profiles
+
+    try:
+        candidates = [p for p in load_profiles().values() if p.kind == "neuromorphic" and p.name != exclude]
+    except NeurocompileError:
+        return "no other profile to try"
+    candidates.sort(key=lambda p: ((p.limit("cores") or 0) * (p.limit("chips") or 1), p.name))
+    for p in candidates:
+        budget = CoreBudget.from_profile(p)
+        try:
+            used = _cached_partition(net, budget, matrices, cache).cores_used
+        except NeurocompileError:
+            continue
+        if used <= budget.cores:
+            return f"{p.name} would fit ({used:,} of {budget.cores:,} cores)"
+    return "no profile in the profiles folder fits it"
+
+
+def _suggest_chips(needed: int, budget: CoreBudget) -> str:
+    return f"it would fit on {math.ceil(needed / budget.cores_per_chip)} chips"
+
+
+def _notes(profile: Profile, budget: CoreBudget, layout: MeshLayout) -> list[str]:
+    notes = ["the input population is fed by the host (through chip 0's tile (0, 0)) and takes no core"]
     unchecked = [k for k, v in {
         "synaptic_memory_bits_per_core": budget.memory_bits,
         "fan_in_axons_per_core": budget.fan_in,
@@ -273,58 +315,154 @@ def map_to_cores(net: Network, profile: Profile, *, chips: int | None = None, ma
     }.items() if v is None]
     if unchecked:
         notes.append(f"{profile.name} does not publish {', '.join(_CHECKS[k] for k in unchecked)}: not checked")
+    if profile.limit("cores_per_tile") is None:
+        notes.append(f"{profile.name} states no cores per tile: one core per tile assumed (every message counted as a mesh message)")
+    if layout.chips > 1:
+        notes.append(f"{layout.chips} chips laid on a grid {layout.chips_x} chips wide (arrangement not published); "
+                     "chip-to-chip messages are counted, and charged as mesh hops only (no published chip-link cost)")
     for k, q in profile.limits.items():
         if q.uncertain:
             rng = f" (sources range {_plain(q.range[0])}-{_plain(q.range[1])} {q.unit})" if q.range else ""
             notes.append(f"{profile.name} {k.replace('_', ' ')} is uncertain: mapped with {_plain(q.value)} {q.unit}{rng}")
+    return notes
 
+
+MAX_CORE_RECORDS = 20_000
+"""Per-core records kept in the mapping (JSON size); larger mappings keep per-population figures only."""
+
+
+def _core_records(part: Partition, layout: MeshLayout) -> list[dict]:
+    ids = np.arange(part.cores_used)
+    chip, tile, x, y = layout.place(ids)
+    return [{"core": int(i), **c, "chip": int(chip[i]), "tile": int(tile[i]), "x": int(x[i]), "y": int(y[i])}
+            for i, c in enumerate(part.cores)]
+
+
+def map_to_cores(
+    net: Network,
+    profile: Profile,
+    *,
+    chips: int | None = None,
+    max_neurons_per_core: int | None = None,
+    matrices: Mapping[str, sp.csr_matrix] | None = None,
+    cache: dict | None = None,
+) -> Network:
+    """Partition ``net`` onto ``profile``'s cores and place the cores on tiles, the mesh and chips.
+
+    Returns ``net`` with ``mapping`` set: cores and chips used, per-core use of
+    each limit, the layout. ``max_neurons_per_core`` caps runs below the chip's
+    limit: more cores, less work on the busiest one, so a shorter step (and
+    less static energy). Raises :class:`NeurocompileError` (one line: the
+    limit, by how much, and which profile would fit) when a neuron cannot fit a
+    core or the network needs more cores than ``chips`` chips (default: the
+    profile's ``limits.chips``) have. ``matrices`` and ``cache`` let
+    :func:`placements` share work between profiles.
+    """
+    budget = CoreBudget.from_profile(profile, chips)
+    if max_neurons_per_core is not None:
+        if max_neurons_per_core < 1:
+            raise NeurocompileError(f"max_neurons_per_core must be at least 1, got {max_neurons_per_core}")
+        budget = dataclasses.replace(budget, neurons=min(budget.neurons, max_neurons_per_core))
+    matrices = matrices if matrices is not None else projection_matrices(net)
+    try:
+        part = _cached_partition(net, budget, matrices, cache)
+    except NeurocompileError as e:
+        raise NeurocompileError(f"{e} on {profile.name}; {_would_fit(net, profile.name, matrices, cache)}, "
+                                "or split or prune its incoming connections") from None
+    needed, available = part.cores_used, budget.cores
+    records = part.populations
+    if needed > available:
+        order = [p.name for p in net.neurons]
+        worst = sorted(order, key=lambda n: -records[n]["cores"])[:3]
+        detail = ", ".join(f"{n} {records[n]['cores']} cores ({records[n]['binding']})" for n in worst)
+        raise NeurocompileError(
+            f"the network needs {needed} cores, {profile.name} has {available} ({needed / available:.1f}x over); "
+            f"largest: {detail}; {_suggest_chips(needed, budget)}, {_would_fit(net, profile.name, matrices, cache)}, or prune/shrink the model"
+        )
+    layout = mesh_layout(profile, budget.chips)
+    chip, tile, _, _ = layout.place(np.arange(needed))
     mapping = {
         "profile": profile.name,
         "chips": budget.chips,
+        "chips_used": int(chip.max()) + 1 if needed else 0,
+        "tiles_used": int(len(np.unique(tile))),
         "cores_available": available,
         "cores_used": needed,
         "utilisation": needed / available,
         "limits": dataclasses.asdict(budget),
-        "checked": [_CHECKS[k] for k in _CHECKS if k not in unchecked],
-        "populations": populations,
-        "notes": notes,
+        "layout": layout.as_dict(),
+        "checked": [_CHECKS[k] for k, v in (("synaptic_memory_bits_per_core", budget.memory_bits),
+                                             ("fan_in_axons_per_core", budget.fan_in),
+                                             ("fan_out_axons_per_core", budget.fan_out)) if v is not None],
+        "populations": {k: dict(v) for k, v in records.items()},
+        "cores": _core_records(part, layout) if needed <= MAX_CORE_RECORDS else None,
+        "notes": _notes(profile, budget, layout),
     }
-    return net.replace(meta={**net.meta, "mapping": mapping})
+    mapping["checked"].insert(0, _CHECKS["neurons_per_core"])
+    return net.replace(mapping=mapping)
 
 
-def placements(net: Network, profiles: Mapping[str, Profile] | Iterable[Profile]) -> dict[str, dict]:
+def _own_partition(net: Network, profile: Profile) -> Partition | None:
+    """The network's own mapping as a partition, when it was made for the same per-core limits (no cap)."""
+    m = net.mapping
+    if not isinstance(m, dict) or "limits" not in m or not m.get("cores"):
+        return None
+    try:
+        same = _key(CoreBudget(**m["limits"])) == _key(CoreBudget.from_profile(profile))
+    except TypeError:
+        return None
+    if not same:
+        return None
+    cores = [{k: c[k] for k in ("population", "run", *_CHECKS)} for c in m["cores"]]
+    return Partition(chunks_of(m), {k: dict(v) for k, v in m["populations"].items()}, cores)
+
+
+def placements(net: Network, profiles: Mapping[str, Profile] | Iterable[Profile],
+               progress: Callable[[str], None] | None = None) -> dict[str, dict]:
     """Where ``net`` sits on every neuromorphic profile's cores, for the energy model.
 
     A network built for one chip is costed on every profile, so each gets its
-    own partition: the network's own mapping where it was made for that
-    profile, else :func:`map_to_cores` onto it here; one that does not fit is
-    still placed (cores filled to the neuron limit) and says why. Per profile
-    name: ``fits``, ``cores_used``, ``mapped_here`` (mapped for this estimate),
-    ``why`` (only when it does not fit), ``chunks`` (population → runs of
-    neurons per core) and ``destination_cores`` (per population with outgoing
-    synapses, the cores each of its neurons' spikes reach). ANN profiles have
-    no cores and no entry.
+    own placement: the network's own mapping where it was made for that
+    profile, else :func:`map_to_cores` onto it here (profiles with the same
+    per-core limits share one partition, so a 1,152-chip system costs no more
+    than one chip). One that does not fit is still placed (cores filled to
+    the neuron limit) and says why. Per profile name: ``fits``, ``cores_used``,
+    ``chips_used``, ``mapped_here``, ``why`` (only when it does not fit),
+    ``chunks``, ``layout`` (:class:`~neurocompile.cores.MeshLayout`),
+    ``routes`` (per source population, :class:`~neurocompile.cores.Routes`)
+    and ``destination_cores``. ANN profiles have no cores and no entry.
+    ``progress`` is called with each profile's name once it is done.
     """
     items = profiles.values() if isinstance(profiles, Mapping) else profiles
     matrices = projection_matrices(net)
     sources = [p.name for p in net.populations if any(pr.source == p.name for pr in net.projections)]
+    cache: dict = {}
     out: dict[str, dict] = {}
     for profile in items:
+        if progress is not None:
+            progress(profile.name)
         if profile.kind != "neuromorphic":
             continue
-        own = net.meta.get("mapping")
-        if isinstance(own, dict) and own.get("profile") == profile.name:
-            chunks, place = chunks_of(own), {"fits": True, "cores_used": own["cores_used"], "mapped_here": False}
+        own = _own_partition(net, profile)
+        if own is not None:
+            cache.setdefault(_key(CoreBudget.from_profile(profile)), own)
+        layout = mesh_layout(profile)
+        m = net.mapping
+        if isinstance(m, dict) and m.get("profile") == profile.name:
+            chunks, place = chunks_of(m), {"fits": True, "cores_used": m["cores_used"], "mapped_here": False}
         else:
             try:
-                mapped = map_to_cores(net, profile)
+                mapped = map_to_cores(net, profile, matrices=matrices, cache=cache)
             except NeurocompileError as e:
                 chunks = neuron_limited_chunks(net, profile.limit("neurons_per_core"))
                 place = {"fits": False, "cores_used": sum(len(c) for c in chunks.values()), "mapped_here": True, "why": str(e)}
             else:
-                chunks = chunks_of(mapped.meta["mapping"])
-                place = {"fits": True, "cores_used": mapped.meta["mapping"]["cores_used"], "mapped_here": True}
+                chunks = chunks_of(mapped.mapping)
+                place = {"fits": True, "cores_used": mapped.mapping["cores_used"], "mapped_here": True, "mapping": mapped.mapping}
+        place["chips_used"] = layout.chips_used(place["cores_used"])
         place["chunks"] = chunks
-        place["destination_cores"] = {s: destination_core_counts(net, s, chunks, matrices) for s in sources}
+        place["layout"] = layout
+        place["routes"] = {s: routes(net, s, chunks, layout, matrices) for s in sources}
+        place["destination_cores"] = {s: r.destinations for s, r in place["routes"].items()}
         out[profile.name] = place
     return out

@@ -21,7 +21,7 @@ import math
 import numpy as np
 import scipy.sparse as sp
 
-from ..ir import Network, NeuronQuant, Population, Projection
+from ..ir import FixedPoint, Network, NeuronFixed, SynapseFixed
 from .base import IS_CONVERTED, network_pass
 from ..sim.encoding import input_scale
 from ..target import LOIHI2, FixedPointFormat
@@ -51,6 +51,12 @@ def _weight_mantissa(w, scale: float, fmt: FixedPointFormat) -> tuple[object, in
     return mant.reshape(np.shape(w)), exp
 
 
+def _fixed_decay(fraction: np.ndarray, uniform: bool, unity: int, offset: int) -> int | np.ndarray:
+    """A decay fraction as Lava's 12-bit integer: ``round(f · 4096) - offset``, clipped; one int where it is one value."""
+    d = np.clip(np.round(np.asarray(fraction, dtype=np.float64) * unity) - offset, 0, unity - 1).astype(np.int64)
+    return int(d.flat[0]) if uniform else d
+
+
 def _bias(b: np.ndarray, fmt: FixedPointFormat, exp_max: int | None = None) -> tuple[np.ndarray, int]:
     top = (1 << (fmt.bias_mant_bits - 1)) - 1
     peak = float(np.abs(b).max()) if b.size else 0.0
@@ -61,19 +67,19 @@ def _bias(b: np.ndarray, fmt: FixedPointFormat, exp_max: int | None = None) -> t
 
 @network_pass(IS_CONVERTED)
 def quantize(net: Network, fmt: FixedPointFormat | None = None) -> Network:
-    """The IR with ``qweight``/``weight_exp`` on projections and ``quant`` on populations.
+    """The IR with its fixed-point layer (``net.fixed``): integer weights and exponents, thresholds, biases and decays.
 
     ``fmt``: the target profile's widths (``FixedPointFormat.from_profile``); default Loihi 2's.
     """
     fmt = LOIHI2.format if fmt is None else fmt
-    T = int(net.meta.get("timesteps", 1))
-    in_scale = input_scale(net.meta.get("encoding", "direct"), fixed=True)
+    T = net.timesteps
+    in_scale = input_scale(net.settings.encoding, fixed=True)
     state_max = fmt.headroom * (1 << (fmt.state_bits - 1))
     vth_max = (1 << fmt.vth_bits) - 1
-    new_pops: list[Population] = [net.populations[0]]
-    new_proj: dict[str, Projection] = {}
+    neurons: dict[str, NeuronFixed] = {}
+    synapses: dict[str, SynapseFixed] = {}
     scales: dict[str, float] = {}
-    for pop in net.populations[1:]:
+    for pop in net.neurons:
         inc = net.incoming(pop.name)
         # float value of one payload unit (8-bit direct input); every source's largest value is 1.0
         unit = {pr.name: (in_scale if pr.source == net.input else 1.0) for pr in inc}
@@ -87,19 +93,23 @@ def quantize(net: Network, fmt: FixedPointFormat | None = None) -> Network:
             sigma = state_max / max(T * (i_max + b_max), 1e-12)  # the decoder applies the bias: no bias limit
             vth = vth_max  # never used: readouts do not fire
         else:
-            theta = float(pop.threshold)
-            sigma = min(state_max / max(theta + i_max + b_max, 1e-12), vth_max * (1 << SHIFT) / theta, sigma_bias)
-            vth = int(round(theta * sigma / (1 << SHIFT)))
+            theta = pop.values("threshold")  # one σ per population: the largest threshold bounds it
+            top = float(theta.max())
+            sigma = min(state_max / max(top + i_max + b_max, 1e-12), vth_max * (1 << SHIFT) / top, sigma_bias)
+            vth = np.round(theta * sigma / (1 << SHIFT)).astype(np.int64)
+            vth = int(vth[0]) if pop.uniform("threshold") else vth
         scales[pop.name] = sigma
         for pr in inc:
             w = pr.weight if pr.kind != "sparse" else sp.csr_matrix(pr.weight)
             q, e = _weight_mantissa(w, unit[pr.name] * sigma / (1 << SHIFT), fmt)
-            new_proj[pr.name] = dataclasses.replace(pr, qweight=q, weight_exp=e)
-        # a readout's bias is applied by the host decoder (ir.py), so its exponent is not bounded by the chip
+            synapses[pr.name] = SynapseFixed(weight=q, exp=e)
+        # a readout's bias is applied by the host decoder (ir/graph.py), so its exponent is not bounded by the chip
         bm, be = _bias(bias * sigma, fmt, exp_max=62 - fmt.bias_mant_bits if pop.kind == "readout" else None)
-        decay = (1 << fmt.decay_bits)
-        du = int(np.clip(round(pop.current_decay * decay) - 1, 0, decay - 1))  # Lava decays u by (du + 1) / 4096
-        quant = NeuronQuant(vth=vth, bias_mant=bm, bias_exp=be, du=du, dv=int(round(pop.leak * decay)))
-        new_pops.append(dataclasses.replace(pop, quant=quant))
-    meta = {**net.meta, "quantization": {"format": dataclasses.asdict(fmt), "v_units_per_float": scales}}
-    return net.replace(populations=tuple(new_pops), projections=tuple(new_proj[pr.name] for pr in net.projections), meta=meta)
+        unity = 1 << fmt.decay_bits
+        neurons[pop.name] = NeuronFixed(
+            vth=vth, bias_mant=bm, bias_exp=be,
+            du=_fixed_decay(pop.current_decay, pop.uniform("current_decay"), unity, 1),  # Lava decays u by (du + 1) / 4096
+            dv=_fixed_decay(pop.leak, pop.uniform("leak"), unity, 0),
+        )
+    fixed = FixedPoint(neurons=neurons, synapses=synapses, format=dataclasses.asdict(fmt), v_units_per_float=scales)
+    return net.replace(fixed=fixed)

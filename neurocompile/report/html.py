@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from .figures import draw_core_map, draw_firing_rates, draw_raster
+
 STAGE_NAMES = {
     "ann": "ANN (float)",
     "snn_float": "SNN, float",
@@ -34,6 +36,10 @@ TERM_COLORS = {
     "static": "#937860",
     "mac": "#dd8452",
     "sram_read_64b": "#da8bc3",
+    "neuron_update_idle": "#8fd19e",
+    "mesh_hop": "#e88b8d",
+    "x86_step": "#ccb974",
+    "board_overhead": "#8c8c8c",
 }
 LABEL_COLORS = {"measured": "#2e7d32", "pre-silicon": "#1565c0", "specified": "#616161", "estimated": "#ef6c00"}
 
@@ -216,28 +222,25 @@ def _layers(report: Mapping) -> str:
     if not layers:
         return ""
     out = ["<h2>Layers and spikes</h2>"]
-    spiking = [l for l in layers if isinstance(l.get("spikes_per_sample"), (int, float)) and l.get("kind") != "readout"]
+    spiking = [l for l in layers if isinstance(l.get("firing_rate"), (int, float)) and l.get("kind") != "readout"]
     if spiking:
-        def draw(fig: Figure) -> None:
-            ax = fig.add_subplot()
-            vals = [float(l["spikes_per_sample"]) for l in spiking]
-            ax.bar([str(l["name"]) for l in spiking], vals, color="#c44e52")
-            pos = [v for v in vals if v > 0]
-            if pos and max(pos) / min(pos) > 100:
-                ax.set_yscale("log")
-                _plain_log(ax.yaxis, lambda v: f"{v:g}")
-            ax.set_ylabel("spikes per sample")
-            ax.tick_params(axis="x", rotation=30)
-        out.append(_png(draw))
+        out.append("<h3>Firing rate per layer</h3>")
+        out.append(_png(lambda fig: draw_firing_rates(fig, [str(l["name"]) for l in spiking], [float(l["firing_rate"]) for l in spiking])))
     steps = report.get("timesteps")
     rows = []
     for l in layers:
         s, n = l.get("spikes_per_sample"), l.get("neurons")
         rate = s / n / steps if isinstance(s, (int, float)) and n and steps else None
+        fr = l.get("firing_rate")
         rows.append([escape(str(l.get("name", "?"))), _num(l.get("kind", "")), _num(n if n is not None else "–"),
                      _num(l.get("synapses", "–")), _num(s if s is not None else "–"),
-                     f"{rate:.4f}" if rate is not None else "–"])
-    out.append(_table(["layer", "kind", "neurons", "incoming synapses", "spikes per sample", "spikes per neuron per step (over T)"], rows, {2, 3, 4, 5}))
+                     f"{rate:.4f}" if rate is not None else "–", f"{fr:.4f}" if isinstance(fr, (int, float)) else "–"])
+    out.append(_table(["layer", "kind", "neurons", "incoming synapses", "spikes per sample", "spikes per neuron per step (over T)",
+                       "firing rate (over the period)"], rows, {2, 3, 4, 5, 6}))
+    raster = report.get("raster")
+    if raster and raster.get("populations"):
+        out.append("<h3>Spike raster of one sample</h3>")
+        out.append(_png(lambda fig: draw_raster(fig, raster), (9.0, 4.0)))
     return "\n".join(out)
 
 
@@ -260,6 +263,11 @@ def _energy_figure(energy: Mapping[str, Mapping]) -> str:
             ax.bar(xs, vals, bottom=bottom, label=t, color=TERM_COLORS.get(t))
             bottom = [b + v for b, v in zip(bottom, vals)]
         for x, (_, e) in zip(xs, items):
+            rng = e.get("range_j")
+            if rng:
+                j = e["joules_per_sample"]
+                ax.errorbar([x], [j], yerr=[[max(j - rng[0], 0.0)], [max(rng[1] - j, 0.0)]], color="k", capsize=4, lw=0.8)
+                bottom[x] = max(bottom[x], rng[1])
             ax.annotate(_si(e["joules_per_sample"], "J"), (x, e["joules_per_sample"]), ha="center", va="bottom", fontsize=8)
         ax.set_yscale("log")
         _plain_log(ax.yaxis, lambda v: _si(v, "J"))
@@ -273,6 +281,30 @@ def _energy_figure(energy: Mapping[str, Mapping]) -> str:
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
     return _png(draw, (9.0, 4.2))
+
+
+def _with_range(x: float | None, rng: Any, unit: str) -> str:
+    if x is None:
+        return "–"
+    if isinstance(rng, (list, tuple)) and len(rng) == 2:
+        return f"{_si(x, unit)}<br><span class=\"note\">({_si(rng[0], unit)} – {_si(rng[1], unit)})</span>"
+    return _si(x, unit)
+
+
+def _traffic(energy: Mapping[str, Mapping]) -> str:
+    """Cores, chips and spike messages by where they go, per neuromorphic profile."""
+    rows = []
+    for name, e in energy.items():
+        t = e.get("traffic")
+        if not isinstance(t, Mapping):
+            continue
+        rows.append([escape(name), _num(e.get("cores_used", "–")), _num(e.get("chips_used", "–")), _num(float(t.get("within_tile", 0.0))),
+                     _num(float(t.get("mesh", 0.0))), _num(float(t.get("mesh_hops", 0.0))), _num(float(t.get("between_chips", 0.0)))])
+    if not rows:
+        return ""
+    return ("<h3>Cores, chips and spike traffic per inference</h3>"
+            + _table(["profile", "cores", "chips", "messages within a tile", "messages across the mesh", "mesh hops", "messages between chips"],
+                     rows, {1, 2, 3, 4, 5, 6}))
 
 
 def _fits(e: Mapping) -> str:
@@ -294,16 +326,21 @@ def _energy(report: Mapping) -> str:
     for name, e in sorted(energy.items(), key=lambda kv: kv[1].get("joules_per_sample") or math.inf):
         j = e.get("joules_per_sample")
         parts = ", ".join(f"{escape(t)} {_si(v, 'J')}" for t, v in (e.get("breakdown") or {}).items())
+        if e.get("latency_breakdown"):
+            parts += "<br><span class=\"note\">time: " + ", ".join(f"{escape(t)} {_si(v, 's')}" for t, v in e["latency_breakdown"].items()) + "</span>"
         rows.append([
-            escape(name), escape(str(e.get("kind", ""))), _fits(e), _si(j, "J"),
+            escape(name), escape(str(e.get("kind", ""))), _fits(e), _with_range(j, e.get("range_j"), "J"),
             f"{j / ref:.3g}×" if ref and j else "–",
-            _si(e.get("latency_s"), "s"), parts, _badges(e.get("labels") or [], bool(e.get("uncertain"))),
+            _with_range(e.get("latency_s"), e.get("latency_range_s"), "s"), parts, _badges(e.get("labels") or [], bool(e.get("uncertain"))),
         ])
     out = ["<h2>Energy per sample, per hardware profile</h2>",
-           '<p class="note">Modelled from counted operations and each profile\'s per-operation costs. '
+           '<p class="note">Modelled from counted operations and each profile\'s per-operation costs '
+           "(neuromorphic profiles: the cost model checked against measured Loihi and Loihi 2 workloads; dynamic energy + static power × latency). "
+           "The range in brackets (error bars) puts every constant at its label's bounds and every neuron update as active. "
            "Labels say how the charged constants are known; an estimated or uncertain figure is not a measurement.</p>",
            _energy_figure(energy),
-           _table(["profile", "kind", "fits the chip", "energy per sample", "vs cheapest ANN baseline", "latency per sample", "breakdown", "constants"], rows, {3, 4, 5})]
+           _table(["profile", "kind", "fits the chip", "energy per inference (range)", "vs cheapest ANN baseline", "latency per inference (range)", "breakdown", "constants"], rows, {3, 4, 5}),
+           _traffic(energy)]
     for name, e in energy.items():
         prov = e.get("provenance") or {}
         prow = [[escape(k), f"{_num(p.get('value'))} {escape(str(p.get('unit', '')))}", _badges([p.get("label", "?")], bool(p.get("uncertain"))),
@@ -315,10 +352,36 @@ def _energy(report: Mapping) -> str:
     return "\n".join(out)
 
 
+def _core_map(m: Mapping) -> str:
+    if not m.get("cores") or not m.get("layout"):
+        return ""
+    lay = m["layout"]
+    chips = min(int(m.get("chips_used", 1)), 4)
+    more = f" (first 4 of {m['chips_used']} chips)" if m.get("chips_used", 1) > 4 else ""
+    return (f'<p class="note">Core map{more}: tiles of {lay["cores_per_tile"]} cores on a {lay["tiles_x"]}×{lay["tiles_y"]} mesh; '
+            "each square is a core, coloured by population and shaded by its most used limit.</p>"
+            + _png(lambda fig: draw_core_map(fig, m), (min(12.0, 3.2 * chips + 2.5), 3.2)))
+
+
+def _core_table(m: Mapping) -> str:
+    cores, lim = m.get("cores") or [], m.get("limits") or {}
+    if not cores:
+        return ""
+    def pct(v, cap):
+        return f"{100 * v / cap:.0f} %" if cap else "–"
+    rows = [[_num(c["core"]), escape(str(c["population"])), f"{c['run'][0]}–{c['run'][1] - 1}", _num(c["chip"]), _num(c["tile"]),
+             pct(c["neurons_per_core"], lim.get("neurons")), pct(c["synaptic_memory_bits_per_core"], lim.get("memory_bits")),
+             pct(c["fan_in_axons_per_core"], lim.get("fan_in")), pct(c["fan_out_axons_per_core"], lim.get("fan_out"))] for c in cores]
+    return (f"<details><summary>utilisation of each of the {len(cores)} cores</summary>"
+            + _table(["core", "population", "neurons", "chip", "tile", "neurons", "memory", "fan-in", "fan-out"], rows, {0, 3, 4, 5, 6, 7, 8})
+            + "</details>")
+
+
 def _one_mapping(m: Mapping) -> str:
     lim = m.get("limits") or {}
+    used = f"{_num(m['chips_used'])} of " if "chips_used" in m else ""
     head = (f"<p>{escape(str(m.get('profile', '?')))}: {_num(m.get('cores_used', '?'))} of {_num(m.get('cores_available', '?'))} cores "
-            f"({_pct(m.get('utilisation'))}) on {_num(m.get('chips', 1))} chip(s); checked: {escape(', '.join(m.get('checked') or []))}</p>")
+            f"({_pct(m.get('utilisation'))}) on {used}{_num(m.get('chips', 1))} chip(s); checked: {escape(', '.join(m.get('checked') or []))}</p>")
     mem_cap = lim.get("memory_bits")
     rows = []
     for name, r in (m.get("populations") or {}).items():
@@ -329,7 +392,9 @@ def _one_mapping(m: Mapping) -> str:
         rows.append([escape(name), _num(r.get("neurons", "–")), _num(cores if cores is not None else "–"), span,
                      escape(str(r.get("binding", ""))), mem_s, _num(r.get("max_fan_in", "–")), _num(r.get("max_fan_out", "–"))])
     notes = "".join(f"<li>{escape(str(n))}</li>" for n in m.get("notes") or [])
-    return head + _table(["population", "neurons", "cores", "core ids", "limited by", "max memory bits/core", "max fan-in", "max fan-out"], rows, {1, 2, 5, 6, 7}) + (f'<ul class="note">{notes}</ul>' if notes else "")
+    return (head + _core_map(m)
+            + _table(["population", "neurons", "cores", "core ids", "limited by", "max memory bits/core", "max fan-in", "max fan-out"], rows, {1, 2, 5, 6, 7})
+            + _core_table(m) + (f'<ul class="note">{notes}</ul>' if notes else ""))
 
 
 def _mapping(report: Mapping) -> str:

@@ -1,6 +1,6 @@
 """The fixed-point reference engine: the IR batched and time-stepped, bit-exact to Lava's fixed-point models.
 
-The step schedule is the one in ``neurocompile/ir.py``: a period of ``P``
+The step schedule is the one in ``neurocompile/ir/graph.py``: a period of ``P``
 steps per sample, step 0 a reset step, one step of synaptic delay per
 projection. Floating point is another model of the same process and lives in
 ``sim/float_sim.py`` (a trainable ``nn.Module``); keeping it out of these
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import NeurocompileError
-from ..ir import Network, Population, Projection
+from ..ir import Network, NeuronFixed, Population, Projection, SynapseFixed
 from . import fixed_point as fx
 from . import native
 from .ops import pooled_conv, project, weight_tensor
@@ -47,6 +47,11 @@ def _sum_messages(msgs: list[Message]) -> torch.Tensor:
     return functools.reduce(torch.add, [x << e if e else x for x, e in msgs])
 
 
+def _per_neuron(value, n: int) -> torch.Tensor:
+    """An int parameter given once or per neuron as an int64 vector of ``n`` values."""
+    return torch.as_tensor(np.broadcast_to(np.asarray(value, dtype=np.int64), (n,)).copy())
+
+
 class _Neurons:
     """State and update rule of one population in Lava's fixed-point arithmetic.
 
@@ -68,32 +73,36 @@ class _Neurons:
     * otherwise Lava's rules as written (fixed_point.lif_subthreshold) in int64.
     """
 
-    def __init__(self, pop: Population, batch: int, in_bound: float = math.inf, period: int = 1 << 30):
+    def __init__(self, pop: Population, q: NeuronFixed, batch: int, in_bound: float = math.inf, period: int = 1 << 30):
         self.pop = pop
         n = pop.size
         self.readout = pop.kind == "readout"
         self.fast = self.lif = False
         self._lif_kernel = None
-        q = pop.quant
-        if q is None:
-            raise NeurocompileError(f"population {pop.name!r} is not quantised; run the quantize pass first")
         fx.check_neuron_params(pop.name, q, n)
-        self.du, self.dv = int(q.du), int(q.dv)
-        # readouts take their bias in the decoder (ir.py), never on chip
+        # per-neuron decays or thresholds (heterogeneous populations): the fused C step with per-neuron
+        # factors, or Lava's rules as written in int64 where it is not built
+        self.uniform = all(q.uniform(k) for k in ("du", "dv", "vth"))
+        self.du, self.dv = (q.scalar("du"), q.scalar("dv")) if self.uniform else (_per_neuron(q.du, n), _per_neuron(q.dv, n))
+        # readouts take their bias in the decoder (ir/graph.py), never on chip
         self.bias = torch.zeros(n, dtype=torch.int64) if self.readout else fx.effective_bias(q.bias_mant, q.bias_exp)
-        self.vth = int(q.vth) << fx.VTH_SHIFT
+        self.vth = q.scalar("vth") << fx.VTH_SHIFT if self.uniform else _per_neuron(q.vth, n) << fx.VTH_SHIFT
         # No synaptic current (du = 4095), an input that cannot wrap u and a bias that cannot
         # wrap v + u + bias at 32 bits (|w| adds at most vth << 6 < 2^23): Lava's wrap steps
         # are identities, so u = a_in << 6 exactly; without a voltage decay product int32
         # then holds every value exactly
         bias_max = int(self.bias.abs().max()) if n else 0
-        self.fast = (
+        self.fast = self.uniform and (
             self.du == fx.DECAY_UNITY - 1 and self.dv == 0
             and in_bound * (1 << fx.ACT_SHIFT) < fx.UV_MAX and bias_max + (1 << 25) < (1 << 31)
         )
+        self._per_neuron: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         if not self.fast:
             self._lif_kernel = native.lif_step()
-            self.lif = self._lif_kernel is not None or self._lif_bounded(in_bound, bias_max)
+            self.lif = self._lif_kernel is not None or (self.uniform and self._lif_bounded(in_bound, bias_max))
+            if self._lif_kernel is not None and not self.uniform:  # the C step's per-neuron fu, fv and vth << 6
+                self._per_neuron = tuple((x.to(torch.int32).contiguous() for x in (
+                    fx.DECAY_UNITY - 1 - self.du, fx.DECAY_UNITY - self.dv, self.vth)))  # type: ignore[assignment]
         dtype = torch.int32 if self.fast or self.lif else torch.int64
         self.bias = torch.broadcast_to(self.bias, (n,)).to(dtype).contiguous()  # bias_mant may be one value for all
         self.off = self.vth if self.fast and not self.readout else 0  # w = v - off
@@ -104,7 +113,7 @@ class _Neurons:
         self._act0: torch.Tensor | None = None  # lif path: the static messages' act, once per run
         self._last: list[Message] = []
         # the C LIF step keeps u only where it decays (du < 4095); else u = act is rebuilt from the last messages
-        self._keep_u = not (self._lif_kernel is not None and self.du == fx.DECAY_UNITY - 1)
+        self._keep_u = not (self._lif_kernel is not None and self.uniform and self.du == fx.DECAY_UNITY - 1)
         if self._lif_kernel is not None and self._keep_u:
             self.u = torch.zeros(batch, n, dtype=dtype)  # owned: the C step writes it in place
         # spikes so far; fast- and lif-path spikes are int8, and so are their counts while they cannot exceed 127
@@ -176,7 +185,10 @@ class _Neurons:
         s = (self.v > self.vth).to(self.v.dtype)
         # in place on the v this step just created (never the shared zero tensor)
         if self.pop.reset == "subtract":
-            self.v.sub_(s, alpha=self.vth)
+            if isinstance(self.vth, torch.Tensor):  # one threshold per neuron
+                self.v.sub_(s * self.vth)
+            else:
+                self.v.sub_(s, alpha=self.vth)
         else:
             self.v.mul_(1 - s)
         return s
@@ -232,17 +244,22 @@ class _Neurons:
                 and act0.dtype == torch.int32 and act0.dim() == 2 and act0.shape[1] == n and act0.shape[0] in (1, B) and act0.is_contiguous()
                 and (not self._keep_u or (u.dtype == torch.int32 and u.shape == v.shape and u.is_contiguous()))
                 and (counts is None or (counts.dtype in (torch.int8, torch.int32) and counts.shape == v.shape and counts.is_contiguous()))
-                and all(x.shape == (B, n) and x.dtype == torch.int32 for x in xs)):
+                and all(x.shape == (B, n) and x.dtype == torch.int32 for x in xs)
+                and (self._per_neuron is None or (self._keep_u and all(
+                    a.dtype == torch.int32 and a.shape == (n,) and a.is_contiguous() for a in self._per_neuron)))):
             raise RuntimeError(f"internal error: population {self.pop.name!r} reached the fused LIF kernel with unexpected buffers")
         ptrs = (ctypes.c_void_p * max(len(xs), 1))(*[x.data_ptr() for x in xs])
         alpha_arr = (ctypes.c_uint32 * max(len(xs), 1))(*alphas)
+        pn = self._per_neuron
+        fu = 0 if pn is not None or not self._keep_u else fx.DECAY_UNITY - 1 - self.du
+        fv, vth = (0, 0) if pn is not None else (fx.DECAY_UNITY - self.dv, self.vth)
         self._lif_kernel(
             u.data_ptr() if self._keep_u else None, v.data_ptr(), act0.data_ptr(), 0 if act0.shape[0] == 1 else n,
             self.bias.data_ptr(), ptrs, alpha_arr, len(xs),
             None if spikes is None else spikes.data_ptr(), None if counts is None else counts.data_ptr(),
             int(counts is not None and counts.dtype == torch.int32), B, n,
-            fx.DECAY_UNITY - 1 - self.du if self._keep_u else 0, fx.DECAY_UNITY - self.dv, fx.DECAY_SHIFT, fx.UV_MAX,
-            self.vth, int(self.pop.reset == "zero"), torch.get_num_threads())
+            fu, fv, fx.DECAY_SHIFT, fx.UV_MAX, vth, int(self.pop.reset == "zero"), torch.get_num_threads(),
+            *((None, None, None) if pn is None else (a.data_ptr() for a in pn)))
         return self.zero if spikes is None else spikes
 
     def _fast_step(self, msgs: list[Message], static: list[bool]) -> torch.Tensor:
@@ -313,11 +330,11 @@ def _decay32(x: torch.Tensor, factor: int) -> torch.Tensor:
     return x.to(torch.float64).mul_(factor / fx.DECAY_UNITY).to(x.dtype)
 
 
-_PREPARED: dict[tuple, tuple[weakref.ref, object]] = {}
+_PREPARED: dict[tuple, tuple[weakref.ref, tuple[weakref.ref, ...], object]] = {}
 
 
 def _per_projection(fn: Callable) -> Callable:
-    """Memoise ``fn(proj, *args)`` for as long as ``proj`` lives.
+    """Memoise ``fn(obj, *args)`` for as long as ``obj`` (a projection or its fixed-point weights) lives.
 
     A network runs batch after batch (reference.py) with the same weights:
     preparing them (Lava's truncation, bounds, int8 packing) took 15 % of a
@@ -329,27 +346,36 @@ def _per_projection(fn: Callable) -> Callable:
 
     @functools.wraps(fn)
     def prepared(proj: Projection, *args):
-        key = (fn.__name__, id(proj), *args)
+        # further arguments: values (dtypes, flags) as themselves, objects by identity -- and a hit must
+        # find those very objects alive (an id is reused once its object is freed)
+        plain = (int, float, str, torch.dtype)
+        objects = [a for a in args if not isinstance(a, plain)]
+        key = (fn.__name__, id(proj), *(a if isinstance(a, plain) else id(a) for a in args))
         hit = _PREPARED.get(key)
-        if hit is not None and hit[0]() is proj:
-            return hit[1]
+        if hit is not None and hit[0]() is proj and all(r() is a for r, a in zip(hit[1], objects)):
+            return hit[2]
         value = fn(proj, *args)
-        _PREPARED[key] = (weakref.ref(proj, lambda _, k=key: _PREPARED.pop(k, None)), value)
+        _PREPARED[key] = (weakref.ref(proj, lambda _, k=key: _PREPARED.pop(k, None)), tuple(map(weakref.ref, objects)), value)
         return value
 
     return prepared
 
 
 @_per_projection
-def _lava_effective(proj: Projection) -> Projection:
-    """The projection with the weights Lava actually uses (fixed_point.synapse_weights)."""
-    return dataclasses.replace(proj, qweight=fx.synapse_weights(proj))
+def _lava_effective(sf: SynapseFixed, proj: Projection) -> Projection:
+    """``proj`` carrying as its weights the integers Lava actually uses (fixed_point.synapse_weights of ``sf``).
+
+    Memoised on ``sf``, the network's fixed-point layer entry, so the projection
+    made here lives as long as it does and the preparations below keyed on it
+    are made once per network, not once per batch.
+    """
+    return dataclasses.replace(proj, weight=fx.synapse_weights(proj, sf.weight))
 
 
 @_per_projection
 def _row_l1_bound(proj: Projection) -> float:
     """An upper bound on max_i Σ_j |w_ij| of the quantised weights, without building a conv matrix."""
-    w = proj.qweight
+    w = proj.weight
     if proj.kind == "conv":
         k = np.abs(np.asarray(w, dtype=np.float64))
         return float(k.reshape(k.shape[0], -1).sum(1).max()) if k.size else 0.0
@@ -374,7 +400,7 @@ def _int8_weights(proj: Projection, min_density: float = 0.02, max_entries: int 
     """
     if proj.kind == "conv" and np.prod(proj.conv.out_shape) * np.prod(proj.conv.in_shape) > MAX_UNROLLED_CONV:
         return None
-    m = proj.matrix(quantized=True)
+    m = proj.matrix()
     if m.shape[0] * m.shape[1] > max_entries or m.nnz < min_density * m.shape[0] * m.shape[1] or m.nnz == 0:
         return None
     w = m.toarray().astype(np.int64)
@@ -391,29 +417,27 @@ _prepared_weights = _per_projection(weight_tensor)
 
 @_per_projection
 def _pooled_conv(proj: Projection, dtype: torch.dtype):
-    """:func:`ops.pooled_conv` of the Lava-effective integer kernel ``proj.qweight``."""
-    return pooled_conv(np.asarray(proj.qweight, dtype=np.int64), proj.conv, dtype)
+    """:func:`ops.pooled_conv` of the Lava-effective integer kernel (``_lava_effective``)."""
+    return pooled_conv(np.asarray(proj.weight, dtype=np.int64), proj.conv, dtype)
 
 
 class _Synapses:
     """A projection's weights and its one-step delay buffer."""
 
-    def __init__(self, proj: Projection, max_input: float = 1.0, binary: bool = False):
-        self.proj = proj
+    def __init__(self, proj: Projection, sf: SynapseFixed, max_input: float = 1.0, binary: bool = False):
+        self.proj, self.exp = proj, int(sf.exp)
         self.int8 = None
-        if proj.qweight is None:
-            raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
-        eff = _lava_effective(proj)
+        eff = _lava_effective(sf, proj)
         # float32 sums of integers are exact below 2^24: use them when the worst case stays there
         bound = _row_l1_bound(eff) * max_input
-        self.out_bound = math.ceil(bound * 2.0**proj.weight_exp)  # largest |message| this projection can send
+        self.out_bound = math.ceil(bound * 2.0**self.exp)  # largest |message| this projection can send
         self.no_wrap = bound < 2**31 and self.out_bound < 2**31  # both int32 wraps are identities
         self.buf_dtype = torch.int32 if self.no_wrap else torch.int64
         if binary and self.no_wrap:
             self.int8 = _int8_weights(eff)
         if self.int8 is None:
             self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
-            self.w = _prepared_weights(eff, True, self.mm_dtype)
+            self.w = _prepared_weights(eff, self.mm_dtype)
             # pool-composed kernels run pooled: same sums (all partial sums stay within ``bound``)
             self.pooled = _pooled_conv(eff, self.mm_dtype) if proj.kind == "conv" else None
         self.msg: Message | None = None  # set by accept() at step 0, first read at step 1
@@ -426,7 +450,7 @@ class _Synapses:
         if self.int8 is not None:  # binary spikes × int8 weights, accumulated exactly in int32
             w8, k = self.int8
             # (acc << k) shifted by weight_exp is one shift by k + weight_exp (floor(a·2^k / 2^m) = floor(a / 2^(m-k)))
-            self.msg = self._scaled(torch._int_mm(s.to(torch.int8), w8), k + self.proj.weight_exp)
+            self.msg = self._scaled(torch._int_mm(s.to(torch.int8), w8), k + self.exp)
         else:
             x = s.to(self.mm_dtype)
             if self.pooled is not None:
@@ -437,11 +461,11 @@ class _Synapses:
             else:
                 acc = project(self.proj, self.w, x).to(self.buf_dtype)
             if self.no_wrap:
-                self.msg = self._scaled(acc, self.proj.weight_exp)
+                self.msg = self._scaled(acc, self.exp)
             else:
                 # graded input: Lava's int32 ``weights.dot(s_in)`` wraps before the shift; the
                 # binary path sums in int64 — identical unless fan-in exceeds ~8 M neurons
-                self.msg = fx.wrap32(fx.shift(fx.wrap32(acc), self.proj.weight_exp)), 0
+                self.msg = fx.wrap32(fx.shift(fx.wrap32(acc), self.exp)), 0
 
     @staticmethod
     def _scaled(acc: torch.Tensor, exp: int) -> Message:
@@ -476,7 +500,7 @@ def simulate(
     record: bool = False,
     readout_steps: tuple[int, ...] = (),
 ) -> SimResult:
-    """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir.py).
+    """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir/graph.py).
 
     ``readout_steps``: steps after which the readout's ``v`` is also kept. A run
     of ``T`` time steps is a prefix of a longer one (same input on every step,
@@ -497,12 +521,12 @@ def simulate(
     max_in = float(max(abs(lo), abs(hi)))
     binary_in = float(lo) >= 0 and float(hi) <= 1
     synapses = [
-        _Synapses(pr, max_in if pr.source == net.input else 1.0, binary=binary_in if pr.source == net.input else True)
+        _Synapses(pr, net.synapse_fixed(pr.name), max_in if pr.source == net.input else 1.0, binary=binary_in if pr.source == net.input else True)
         for pr in net.projections
     ]
-    incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.populations[1:]}
+    incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.neurons}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
-    neurons = {p.name: _Neurons(p, B, in_bound[p.name], P) for p in net.populations[1:]}
+    neurons = {p.name: _Neurons(p, net.neuron_fixed(p.name), B, in_bound[p.name], P) for p in net.neurons}
     # direct input: the input's projections deliver the same message on every step after the reset
     static = {name: [static_input and syn.proj.source == net.input for syn in syns] for name, syns in incoming.items()}
     counts = {name: n.counts for name, n in neurons.items() if n.counts is not None}

@@ -58,12 +58,15 @@ def shift(x: torch.Tensor, exp: int | torch.Tensor) -> torch.Tensor:
     return x << exp if exp >= 0 else x >> -exp
 
 
-def decay(x: torch.Tensor, factor: int) -> torch.Tensor:
+def decay(x: torch.Tensor, factor: int | torch.Tensor) -> torch.Tensor:
     """``sign(x·f) · (|x·f| >> 12)`` then int32 — lif/models.py subthr_dynamics (rounds toward zero).
 
     f = 0 (du = 4095) gives exactly 0 and f = 4096 (dv = 0) exactly x for
     the int32 states Lava keeps, so those common cases skip the arithmetic.
     """
+    if isinstance(factor, torch.Tensor):  # one factor per neuron: the rule as written (exact for 0 and 4096 too)
+        d = x * factor
+        return wrap32(torch.sign(d) * (d.abs() >> DECAY_SHIFT))
     if factor == 0:
         return torch.zeros_like(x)
     if factor == DECAY_UNITY:

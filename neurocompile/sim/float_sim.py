@@ -2,7 +2,7 @@
 
 Lava splits a process from its models; here the IR is the process, this module
 its floating-point model and ``sim/engine.py`` its bit-exact fixed-point one.
-The schedule is the one in ``neurocompile/ir.py`` (a period of ``P`` steps,
+The schedule is the one in ``neurocompile/ir/graph.py`` (a period of ``P`` steps,
 step 0 a reset step, one step of delay on every projection), and the
 arithmetic follows Lava's ``floating_pt`` LIF in the same operation order as
 the engine's former float mode, so inference gives the same spikes and
@@ -202,10 +202,16 @@ def _per_neuron(value: float | np.ndarray | None, n: int, dtype: torch.dtype, tr
     return nn.Parameter(data, requires_grad=trainable)
 
 
+def _written(param: torch.Tensor) -> float | np.ndarray:
+    """A per-neuron parameter for the IR: one float where all neurons agree, else a float64 vector."""
+    v = param.detach().cpu().double().numpy()
+    return float(v[0]) if v.size and bool(np.all(v == v[0])) else v.copy()
+
+
 class NeuronParameters(nn.Module):
     """One population's neuron parameters, one value per neuron.
 
-    ``bias`` of a readout population is the decoder's (ir.py: ``logits = v + T * bias``), never added to ``v``.
+    ``bias`` of a readout population is the decoder's (ir/graph.py: ``logits = v + T * bias``), never added to ``v``.
     """
 
     def __init__(self, pop: Population, dtype: torch.dtype, trainable: Collection[str]) -> None:
@@ -376,9 +382,10 @@ class FloatSimulator(nn.Module):
         if unknown:
             raise NeurocompileError(f"unknown trainable parameter kinds {sorted(unknown)}; accepted: {', '.join(TRAINABLE)}")
         self.output = net.output
-        self.timesteps = int(net.meta["timesteps"]) if "timesteps" in net.meta else None
+        self.trainable = trainable
+        self.timesteps = net.settings.timesteps
         self.spike_fn: SpikeFunction = spike_fn if spike_fn is not None else FastSigmoid()
-        self.neurons = nn.ModuleList(NeuronParameters(p, dtype, trainable) for p in net.populations[1:])
+        self.neurons = nn.ModuleList(NeuronParameters(p, dtype, trainable) for p in net.neurons)
         self.synapses = nn.ModuleList(SynapseParameters(pr, dtype, trainable, factorise_pooled) for pr in net.projections)
         index = {p.name: i for i, p in enumerate(self.neurons)}
         # incoming projections in the network's projection order: the engine's summation order
@@ -390,6 +397,36 @@ class FloatSimulator(nn.Module):
         self.t = 0  # steps taken in the current period
         self._messages: list[torch.Tensor | None] = []
         self._derived: _Derived | None = None
+
+    # -- the IR back -----------------------------------------------------------
+    def to_network(self, net: Network) -> Network:
+        """``net`` with this module's trainable parameters written back (what a training pass returns).
+
+        Only the kinds named in ``trainable`` are written: the others are the
+        network's own values, kept exactly (the module holds them in its dtype).
+        A parameter becomes per-neuron where training made its neurons differ,
+        and stays one value where they are all equal. The fixed-point layer, if
+        any, is dropped: it was made for the old float values (quantise again).
+        """
+        if [p.name for p in net.neurons] != [p.name for p in self.neurons] or \
+                [pr.name for pr in net.projections] != [s.name for s in self.synapses]:
+            raise NeurocompileError("to_network needs the network this simulator was built from")
+        pops = {p.name: p for p in net.populations}
+        for p in self.neurons:
+            changes = {f: _written(getattr(p, f)) for f in ("threshold", "leak", "current_decay") if f in self.trainable}
+            if "bias" in self.trainable:
+                changes["bias"] = getattr(p, "bias").detach().cpu().double().numpy().copy()
+            pops[p.name] = dataclasses.replace(pops[p.name], **changes)
+        projs = list(net.projections)
+        if "weight" in self.trainable:
+            for i, (pr, syn) in enumerate(zip(net.projections, self.synapses)):
+                w = syn.full_weight().detach().cpu().double().numpy()
+                if pr.kind == "sparse":  # the module's connectivity, the values trained
+                    w = sp.csr_matrix((w.copy(), syn.col.cpu().numpy().copy(), syn.crow.cpu().numpy().copy()), shape=syn.shape)
+                else:
+                    w = w.copy()
+                projs[i] = dataclasses.replace(pr, weight=w)
+        return net.replace(populations=tuple(pops[p.name] for p in net.populations), projections=tuple(projs), fixed=None)
 
     # -- lookups ---------------------------------------------------------------
     def neuron_params(self, name: str) -> NeuronParameters:
@@ -405,7 +442,7 @@ class FloatSimulator(nn.Module):
         """The decoder (``sim/run.py decode``): ``(v + T · bias) / T``, differentiable in the readout bias."""
         T = timesteps if timesteps is not None else self.timesteps
         if T is None:
-            raise NeurocompileError("the network has no meta['timesteps']; pass timesteps")
+            raise NeurocompileError("the network has no time steps (settings.timesteps); pass timesteps")
         return (readout + T * self.neuron_params(self.output).bias) / T
 
     # -- simulation ------------------------------------------------------------
@@ -503,7 +540,7 @@ class FloatSimulator(nn.Module):
         return s
 
     def forward(self, frames: torch.Tensor, *, record: bool = False, readout_steps: Collection[int] = ()) -> FloatSimResult:
-        """Run ``frames`` (B, P, n_in) for one period of P steps (ir.py).
+        """Run ``frames`` (B, P, n_in) for one period of P steps (ir/graph.py).
 
         ``readout_steps``: steps after which the readout's ``v`` is also kept (a
         run of T steps is a prefix of a longer one: see ``engine.simulate``).

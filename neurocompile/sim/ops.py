@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from ..ir import ConvSpec, Projection
 
 
-def weight_tensor(proj: Projection, quantized: bool, dtype: torch.dtype) -> torch.Tensor:
-    """The projection's weights as a torch tensor (sparse COO for sparse projections)."""
-    w = proj.qweight if quantized else proj.weight
+def weight_tensor(proj: Projection, dtype: torch.dtype) -> torch.Tensor:
+    """The projection's weights as a torch tensor (sparse CSR for sparse projections)."""
+    w = proj.weight
     if proj.kind == "sparse":
         # CSR: ~6x faster than COO for (sparse W) @ (dense batch) on CPU (measured, torch 2.13)
         m = sp.csr_matrix(w)

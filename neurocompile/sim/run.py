@@ -15,20 +15,21 @@ from .float_sim import FloatSimResult, FloatSimulator
 
 
 def period(net: Network) -> int:
-    """Steps per sample: T steps of input reach the readout after ``depth`` delays (ir.py)."""
-    return int(net.meta["timesteps"]) + net.depth()
+    """Steps per sample: T steps of input reach the readout after ``depth`` delays (ir/graph.py)."""
+    return net.timesteps + net.depth()
 
 
 def frames_for(net: Network, x: np.ndarray, fixed: bool, first_index: int = 0) -> torch.Tensor:
-    return encode(x, net.meta.get("encoding", "direct"), period(net), fixed=fixed, seed=int(net.meta.get("seed", 0)), first_index=first_index)
+    return encode(x, net.settings.encoding, period(net), fixed=fixed, seed=net.settings.seed, first_index=first_index)
 
 
 def decode(net: Network, readout: np.ndarray | torch.Tensor, fixed: bool) -> np.ndarray:
     """Logits per step: ``(v + T · bias) / T`` in the readout's own units."""
-    T = int(net.meta["timesteps"])
+    T = net.timesteps
     out = net.population(net.output)
     # the decoder is host arithmetic: the readout bias needs no chip format (no int16/int32 wrap)
-    bias = np.asarray(out.quant.bias_mant, dtype=np.float64) * 2.0**out.quant.bias_exp if fixed else out.bias
+    q = net.neuron_fixed(out.name) if fixed else None
+    bias = np.asarray(q.bias_mant, dtype=np.float64) * 2.0**q.bias_exp if q is not None else out.values("bias")
     return (np.asarray(readout, dtype=np.float64) + T * bias) / T
 
 
@@ -99,9 +100,9 @@ def accuracy_vs_timesteps(net: Network, x: np.ndarray, y: np.ndarray, timesteps:
     """
     if not timesteps:
         return {}
-    longest = net.replace(meta={**net.meta, "timesteps": max(timesteps)})
+    longest = net.with_settings(timesteps=max(timesteps))
     steps = {T: T + net.depth() - 1 for T in timesteps}
-    decoders = {T: net.replace(meta={**net.meta, "timesteps": T}) for T in timesteps}
+    decoders = {T: net.with_settings(timesteps=T) for T in timesteps}
     correct = dict.fromkeys(timesteps, 0)
     y = np.asarray(y)
     for start, frames, r in _batches(longest, x, mode, batch_size, progress, readout_steps=tuple(steps.values())):

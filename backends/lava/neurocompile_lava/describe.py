@@ -31,12 +31,12 @@ def describe_lowering(net: Network, frames: np.ndarray | None = None) -> list[di
     """Which Lava processes a build uses, how many, and whether each runs on stock Loihi 2.
 
     ``frames`` only decides whether the input is binary or graded; without
-    them the network's ``meta["encoding"]`` is used ("rate" → binary).
+    them the network's ``settings.encoding`` is used ("rate" → binary).
     Returns one dict per process class: ``process``, ``module``, ``count``,
     ``stock_loihi2`` and a one-paragraph ``note``.
     """
     if frames is None:
-        graded = net.meta.get("encoding", "direct") != "rate"
+        graded = net.settings.encoding != "rate"
         n_in = net.population(net.input).size
         frames = np.full((1, 1, n_in), 255 if graded else 1, np.int64)
     plan = plan_lowering(net, frames)
@@ -67,7 +67,7 @@ def _describe_neurons(plan: LoweringPlan) -> dict:
             issues.append(f"{n.population}: bias_mant exceeds {_FMT.bias_mant_bits} bits")
         if not n.readout and not LOIHI2_BIAS_EXP[0] <= n.bias_exp <= LOIHI2_BIAS_EXP[1]:
             issues.append(f"{n.population}: bias_exp {n.bias_exp} outside [{LOIHI2_BIAS_EXP[0]}, {LOIHI2_BIAS_EXP[1]}]")
-        if not n.readout and n.vth > LOIHI2_VTH_MAX:
+        if not n.readout and np.max(n.vth) > LOIHI2_VTH_MAX:
             issues.append(f"{n.population}: vth exceeds {_FMT.vth_bits} bits")
     resets = sorted({n.reset for n in plan.neurons if not n.readout})
     note = (

@@ -48,9 +48,9 @@ class NeuronPlan:
     readout: bool  # never fires (IR kind "readout")
     record_v: bool  # the network's output: its v is read at each period's end
     reset: Literal["subtract", "zero"]
-    du: int
-    dv: int
-    vth: int
+    du: int | np.ndarray  # one value, or int64 per neuron (heterogeneous time constants)
+    dv: int | np.ndarray
+    vth: int | np.ndarray
     bias_mant: np.ndarray  # int64, per neuron; 0 for readouts (the decoder adds their bias)
     bias_exp: int
 
@@ -143,22 +143,21 @@ def conv_is_exact(kernel: np.ndarray, conv: ConvSpec, weight_exp: int, max_paylo
 
 
 def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: int) -> SynapsePlan:
-    if proj.qweight is None:
-        raise NeurocompileError(f"projection {proj.name!r} is not quantised; run the quantize pass first")
+    sf = net.synapse_fixed(proj.name)
     n_out, n_in = net.population(proj.target).size, net.population(proj.source).size
     source_max = input_max if proj.source == net.input else 1
     process: ConnProcess = "Dense" if proj.kind == "dense" else "Sparse"
     if proj.kind == "conv":
-        raw = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
+        raw = _integer_values(f"projection {proj.name!r}", "weights", sf.weight)
         if raw.ndim != 4 or raw.shape[0] != proj.conv.out_shape[0]:
             raise NeurocompileError(f"projection {proj.name!r}: conv kernel must be (out channels, in/groups, kh, kw), got shape {raw.shape}")
     if process == "Dense":
-        w = _integer_values(f"projection {proj.name!r}", "weights", proj.qweight)
+        w = _integer_values(f"projection {proj.name!r}", "weights", sf.weight)
         if w.ndim != 2:
             raise NeurocompileError(f"projection {proj.name!r}: dense weights must be 2-D (out, in), got shape {w.shape}")
         data = w
     else:
-        m = proj.matrix(quantized=True)
+        m = proj.matrix(sf.weight)
         m.data = _integer_values(f"projection {proj.name!r}", "weights", m.data)
         w = m
         data = m.data
@@ -173,12 +172,12 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
         raise NeurocompileError(
             f"projection {proj.name!r}: {mode} weight mantissas must lie in [{lo}, {hi}] (Loihi 2's {LOIHI2.format.weight_bits}-bit synapses; Lava would clip them), got [{data.min()}, {data.max()}]"
         )
-    if isinstance(proj.weight_exp, (bool, float)) or int(proj.weight_exp) != proj.weight_exp:
-        raise NeurocompileError(f"projection {proj.name!r}: weight_exp must be an integer, got {proj.weight_exp!r}")
+    if isinstance(sf.exp, (bool, float)) or int(sf.exp) != sf.exp:
+        raise NeurocompileError(f"projection {proj.name!r}: weight_exp must be an integer, got {sf.exp!r}")
     odd = int(np.count_nonzero(data % 2)) if mode == "mixed" else 0
     if proj.kind == "conv":
-        kernel = LOIHI2.synapse_weights(proj, matrix=w)  # what Sparse would apply, in the kernel's layout
-        if conv_is_exact(kernel, proj.conv, proj.weight_exp, source_max):
+        kernel = LOIHI2.synapse_weights(proj, sf.weight, matrix=w)  # what Sparse would apply, in the kernel's layout
+        if conv_is_exact(kernel, proj.conv, sf.exp, source_max):
             process, w = "Conv", kernel  # Lava's Conv neither truncates nor infers a sign mode itself
     if proj.source == net.input:
         bits = input_bits
@@ -189,30 +188,37 @@ def _synapse_plan(net: Network, proj: Projection, input_bits: int, input_max: in
     w32 = w.astype(np.int32)
     if sp.issparse(w32):
         w32 = sp.csr_matrix(w32)
-    return SynapsePlan(proj.name, proj.source, proj.target, proj.kind, process, w32, int(proj.weight_exp), bits, mode, odd,
+    return SynapsePlan(proj.name, proj.source, proj.target, proj.kind, process, w32, int(sf.exp), bits, mode, odd,
                        proj.conv if process == "Conv" else None)
 
 
 # -- neurons --------------------------------------------------------------
 
 
+def _per_neuron_ints(where: str, field: str, value, size: int, lo: int, hi: int, why: str) -> int | np.ndarray:
+    """An integer parameter as one int (all neurons alike) or an int64 vector, each in [lo, hi]."""
+    v = np.asarray(value)
+    if v.ndim > 1 or (v.ndim == 1 and v.size not in (1, size)):
+        raise NeurocompileError(f"{where}: {field} must be one value or {size} values, got shape {v.shape}")
+    ints = _integer_values(where, field, v.reshape(-1))
+    if ints.size and (ints.min() < lo or ints.max() > hi):
+        raise NeurocompileError(f"{where}: {field} must be integers in [{lo}, {hi}] ({why}), got [{ints.min()}, {ints.max()}]")
+    return int(ints[0]) if ints.size and bool(np.all(ints == ints[0])) else ints.astype(np.int64)
+
+
 def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
     if pop.kind not in ("spiking", "readout"):
-        raise NeurocompileError(f"population {pop.name!r} has kind {pop.kind!r}; only the first population may be the input")
-    q = pop.quant
-    if q is None:
-        raise NeurocompileError(f"population {pop.name!r} is not quantised; run the quantize pass first")
+        raise NeurocompileError(f"population {pop.name!r} has kind {pop.kind!r}; only the network's inputs may have kind 'input'")
+    q = net.neuron_fixed(pop.name)
     where = f"population {pop.name!r}"
-    for field, value in (("du", q.du), ("dv", q.dv)):
-        if int(value) != value or not 0 <= value <= DECAY_MAX:
-            raise NeurocompileError(f"{where}: {field} must be an integer in [0, {DECAY_MAX}] ({LOIHI2.format.decay_bits}-bit decay), got {value!r}")
-    vth_max = LOIHI2.param_ranges["vth"][1]
-    if int(q.vth) != q.vth or not 0 <= q.vth <= vth_max:
-        raise NeurocompileError(f"{where}: vth must be an integer in [0, {vth_max}] ({LOIHI2.format.vth_bits} bits; Lava's vth << {LOIHI2.threshold_shift} misbehaves beyond), got {q.vth!r}")
+    decays = {f: _per_neuron_ints(where, f, getattr(q, f), pop.size, 0, DECAY_MAX,
+                                  f"{LOIHI2.format.decay_bits}-bit decay") for f in ("du", "dv")}
+    vth = _per_neuron_ints(where, "vth", q.vth, pop.size, 0, LOIHI2.param_ranges["vth"][1],
+                           f"{LOIHI2.format.vth_bits} bits; Lava's vth << {LOIHI2.threshold_shift} misbehaves beyond")
     LOIHI2.check_neuron_params(pop.name, q, pop.size)  # what is left: one bias per neuron
     readout = pop.kind == "readout"
     if readout:
-        bias = np.zeros(pop.size, np.int64)  # ir.py: the decoder adds a readout's bias, not the chip
+        bias = np.zeros(pop.size, np.int64)  # ir/graph.py: the decoder adds a readout's bias, not the chip
         bias_exp = 0
     else:
         bias = np.broadcast_to(_integer_values(where, "bias_mant", np.asarray(q.bias_mant)), (pop.size,)).copy()
@@ -230,9 +236,9 @@ def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
         readout=readout,
         record_v=pop.name == net.output,
         reset=pop.reset,
-        du=int(q.du),
-        dv=int(q.dv),
-        vth=int(q.vth),
+        du=decays["du"],
+        dv=decays["dv"],
+        vth=vth,
         bias_mant=bias,
         bias_exp=bias_exp,
     )
@@ -271,7 +277,7 @@ def plan_lowering(net: Network, frames: np.ndarray) -> LoweringPlan:
         raise NeurocompileError("the network is not quantised; run the quantize pass before a Lava run")
     frames = check_frames(net, frames)
     bits = payload_bits(frames)
-    neurons = tuple(_neuron_plan(net, i, p) for i, p in enumerate(net.populations) if i > 0)
+    neurons = tuple(_neuron_plan(net, i, p) for i, p in enumerate(net.neurons, start=1))
     input_max = int(np.abs(frames).max()) if frames.size else 0
     synapses = tuple(_synapse_plan(net, pr, bits, input_max) for pr in net.projections)
     return LoweringPlan(

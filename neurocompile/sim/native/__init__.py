@@ -89,7 +89,7 @@ def _load() -> tuple[tuple[Callable, Callable] | None, str]:
         p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
         fn, lif = fns
         fn.argtypes = [p, p, i64, p, p, i32, p, p, i64, i64, i32, i32, i32, i32, i32]
-        lif.argtypes = [p, p, p, i64, p, p, p, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32, i32, i32]
+        lif.argtypes = [p, p, p, i64, p, p, p, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32, i32, i32, p, p, p]
         fn.restype = lif.restype = None
         return fns, f"fused C neuron kernels ({cc} {' '.join(flags)})"
     return None, f"{why}: torch ops only"

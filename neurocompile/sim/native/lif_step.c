@@ -57,22 +57,25 @@ static inline __attribute__((always_inline)) int32_t nc_decay(int32_t x, int32_t
 static inline __attribute__((always_inline)) void lif_chunk(
     int32_t *restrict u, int32_t *restrict v, const uint32_t *restrict act, const int32_t *restrict bias,
     int8_t *restrict spikes, int64_t m, int32_t fu, int32_t fv, int32_t shift, int32_t uv_max, int32_t vth,
-    const int keep_u, const int decay_u, const int decay_v, const int fire, const int zero_reset)
+    const int32_t *restrict fu_pn, const int32_t *restrict fv_pn, const int32_t *restrict vth_pn,
+    const int keep_u, const int decay_u, const int decay_v, const int fire, const int zero_reset, const int per_neuron)
 {
     const int32_t lo = -uv_max + 1, hi = uv_max - 1;
     #pragma omp simd
     for (int64_t i = 0; i < m; i++) {
+        /* per_neuron: each neuron's own decay factors and threshold (heterogeneous time constants) */
+        const int32_t fui = per_neuron ? fu_pn[i] : fu, fvi = per_neuron ? fv_pn[i] : fv, vthi = per_neuron ? vth_pn[i] : vth;
         uint32_t cur = act[i];
-        if (decay_u) cur += (uint32_t)nc_decay(u[i], fu, shift);
+        if (decay_u) cur += (uint32_t)nc_decay(u[i], fui, shift);
         int32_t c = (int32_t)cur;
         int32_t un = c > uv_max ? c - 2 * uv_max : (c <= -uv_max ? c + 2 * uv_max : c);
         if (keep_u) u[i] = un;
-        int32_t dv = decay_v ? nc_decay(v[i], fv, shift) : v[i];
+        int32_t dv = decay_v ? nc_decay(v[i], fvi, shift) : v[i];
         int32_t x = (int32_t)((uint32_t)dv + (uint32_t)un + (uint32_t)bias[i]);
         x = x < lo ? lo : (x > hi ? hi : x);
         if (fire) {
-            int32_t s = x > vth;
-            v[i] = s ? (zero_reset ? 0 : x - vth) : x;
+            int32_t s = x > vthi;
+            v[i] = s ? (zero_reset ? 0 : x - vthi) : x;
             spikes[i] = (int8_t)s;
         } else {
             v[i] = x;
@@ -81,20 +84,26 @@ static inline __attribute__((always_inline)) void lif_chunk(
 }
 
 #define NC_CHUNK(KU, DU, DV, FIRE, ZR) \
-    lif_chunk(ur, vr, acc, bias + c0, sr, m, fu, fv, shift, uv_max, vth, KU, DU, DV, FIRE, ZR)
+    lif_chunk(ur, vr, acc, bias + c0, sr, m, fu, fv, shift, uv_max, vth, 0, 0, 0, KU, DU, DV, FIRE, ZR, 0)
+/* per-neuron parameters: u kept and both decays applied (a factor of 0 or 4096 is exact in nc_decay) */
+#define NC_CHUNK_PN(FIRE, ZR) \
+    lif_chunk(ur, vr, acc, bias + c0, sr, m, 0, 0, shift, uv_max, 0, fu_pn + c0, fv_pn + c0, vth_pn + c0, 1, 1, 1, FIRE, ZR, 1)
 
 /* u: int32 (batch, n), or NULL when u is not kept (du = 4095: u = act, rebuilt by the engine
  *    from the last messages when asked for); fu = 4095 - du must then be 0.
  * act0: int32 rows of the static input's act (or NULL), act0_stride 0 (one row) or n.
  * msgs[k]: int32 (batch, n); alphas[k] = 2^(e_k + act_shift) mod 2^32.
  * spikes: int8 (batch, n) or NULL (a readout: never fires, nothing counted).
- * counts: NULL, int8 (counts_wide = 0) or int32 (counts_wide = 1), (batch, n). */
+ * counts: NULL, int8 (counts_wide = 0) or int32 (counts_wide = 1), (batch, n).
+ * fu_pn, fv_pn, vth_pn: NULL (one fu, fv, vth for all), or int32 (n,) each: per-neuron 4095 - du,
+ *    4096 - dv and vth << 6; u must then be kept (non-NULL). */
 void nc_lif_step(int32_t *u, int32_t *v, const int32_t *act0, int64_t act0_stride, const int32_t *bias,
                  const int32_t *const *msgs, const uint32_t *alphas, int32_t n_msgs,
                  int8_t *spikes, void *counts, int32_t counts_wide, int64_t batch, int64_t n,
                  int32_t fu, int32_t fv, int32_t shift, int32_t uv_max, int32_t vth, int32_t zero_reset,
-                 int32_t threads)
+                 int32_t threads, const int32_t *fu_pn, const int32_t *fv_pn, const int32_t *vth_pn)
 {
+    const int per_neuron = fu_pn != 0;
     const int decay_u = fu != 0, decay_v = fv != (1 << shift);
     /* small steps run on one thread: waking the team costs more than they take (and much
      * more on a loaded machine, where a sleeping thread may not get a core for a while) */
@@ -117,13 +126,15 @@ void nc_lif_step(int32_t *u, int32_t *v, const int32_t *act0, int64_t act0_strid
             }
             int32_t *ur = u ? u + off : 0, *vr = v + off;
             int8_t *sr = spikes ? spikes + off : 0;
-            if (!spikes) {  /* a readout */
+            if (per_neuron) {
+                if (!spikes) NC_CHUNK_PN(0, 0);
+                else if (zero_reset) NC_CHUNK_PN(1, 1);
+                else NC_CHUNK_PN(1, 0);
+            } else if (!spikes) {  /* a readout */
                 if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 0, 0); else NC_CHUNK(0, 0, 0, 0, 0); }
                 else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 0, 0); else NC_CHUNK(1, 1, 0, 0, 0); }
                 else { if (decay_v) NC_CHUNK(1, 0, 1, 0, 0); else NC_CHUNK(1, 0, 0, 0, 0); }
-                continue;
-            }
-            if (zero_reset) {
+            } else if (zero_reset) {
                 if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 1, 1); else NC_CHUNK(0, 0, 0, 1, 1); }
                 else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 1); else NC_CHUNK(1, 1, 0, 1, 1); }
                 else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 1); else NC_CHUNK(1, 0, 0, 1, 1); }
@@ -132,6 +143,7 @@ void nc_lif_step(int32_t *u, int32_t *v, const int32_t *act0, int64_t act0_strid
                 else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 0); else NC_CHUNK(1, 1, 0, 1, 0); }
                 else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 0); else NC_CHUNK(1, 0, 0, 1, 0); }
             }
+            if (!spikes) continue;
             if (counts && counts_wide) {
                 int32_t *restrict cr = (int32_t *)counts + off;
                 #pragma omp simd

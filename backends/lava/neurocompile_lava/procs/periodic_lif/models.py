@@ -94,7 +94,9 @@ class _PeriodicBehaviour:
 
     def reset_voltage(self, spike_vector: np.ndarray) -> None:
         if self.subtract:
-            self.v[spike_vector] -= self._threshold()
+            th = self._threshold()
+            # one threshold per neuron (heterogeneous populations): each spiking neuron loses its own
+            self.v[spike_vector] -= th[spike_vector] if np.size(th) > 1 else th
         else:
             self.v[spike_vector] = 0
 

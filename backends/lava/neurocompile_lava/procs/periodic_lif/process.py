@@ -36,6 +36,15 @@ from lava.magma.core.process.variable import Var  # noqa: E402
 ResetMode = ty.Literal["subtract", "zero"]
 
 
+def _param_shape(value, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """(1,) for one value shared by all neurons (Lava LIF's own shape), ``shape`` for one per neuron."""
+    if np.ndim(value) == 0 or np.size(value) == 1:
+        return (1,)
+    if np.shape(value) != tuple(shape):
+        raise ValueError(f"a per-neuron parameter has shape {np.shape(value)}, the process {tuple(shape)}")
+    return tuple(shape)
+
+
 class PeriodicLIF(AbstractProcess):
     """LIF neurons that reset per sample period, count their spikes and save records.
 
@@ -50,11 +59,11 @@ class PeriodicLIF(AbstractProcess):
         self,
         *,
         shape: tuple[int, ...],
-        du: float,
-        dv: float,
+        du: float | np.ndarray,
+        dv: float | np.ndarray,
         bias_mant: np.ndarray | float,
         bias_exp: np.ndarray | float,
-        vth: float,
+        vth: float | np.ndarray,
         period: int,
         num_periods: int,
         reset_mode: ResetMode = "subtract",
@@ -85,8 +94,9 @@ class PeriodicLIF(AbstractProcess):
         self.s_out = OutPort(shape=shape)
         self.u = Var(shape=shape, init=0)
         self.v = Var(shape=shape, init=0)
-        self.du = Var(shape=(1,), init=du)
-        self.dv = Var(shape=(1,), init=dv)
+        # du, dv and vth: one value, or one per neuron (heterogeneous time constants and thresholds)
+        self.du = Var(shape=_param_shape(du, shape), init=du)
+        self.dv = Var(shape=_param_shape(dv, shape), init=dv)
         self.bias_mant = Var(shape=shape, init=bias_mant)
         self.bias_exp = Var(shape=shape, init=bias_exp)
-        self.vth = Var(shape=(1,), init=vth)
+        self.vth = Var(shape=_param_shape(vth, shape), init=vth)
