@@ -54,7 +54,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 
 from mnist_models import mnist_cnn as build_cnn, train as train_model  # noqa: E402
-from neurocompile.ir import ConvSpec, FixedPoint, Network, NeuronFixed, Population, Projection, RunSettings, SynapseFixed  # noqa: E402
+from recurrent_models import bernoulli_frames, recurrent_network  # noqa: E402
+from neurocompile.ir import ConvSpec, Network, Population, Projection  # noqa: E402
 
 T = 32
 PEERS = ("spikingjelly", "snntorch", "norse")
@@ -118,50 +119,6 @@ def cnn_networks(epochs: int, n_samples: int) -> tuple[Network, Network, np.ndar
     x_test = np.resize(ds.x_test, (n_samples, *ds.x_test.shape[1:]))
     return snn, qnet, x_test, info
 
-
-def recurrent_network(n: int = 1000, n_in: int = 100, density: float = 0.1, seed: int = 0) -> tuple[Network, Network]:
-    """(float, quantised) twins: input (100) → 1,000 LIF (leak 1/8, 10 % sparse recurrence) → readout (10).
-
-    Integer weights in both; the float net's threshold is the quantised ``vth`` (the engine
-    compares ``v > vth << 6`` with ``a_in << 6``, so the units agree).
-    """
-    rng = np.random.default_rng(seed)
-    # even and within ±250: Lava's 8-bit mixed-sign weights drop the lowest bit, so the fixed-point twin keeps them as they are
-    even = lambda a: (np.round(np.clip(a, -250, 250) / 2) * 2).astype(np.int64)  # noqa: E731
-    w_in = even(rng.normal(3, 6, (n, n_in)))
-    w_rec = sp.random(n, n, density=density, random_state=seed + 1, format="csr", data_rvs=np.ones)
-    d = even(rng.normal(-4, 20, w_rec.nnz))
-    w_rec.data = np.where(d == 0, -2, d).astype(np.float64)  # keep the 10 %: no synapse rounds to zero
-    w_rec = w_rec.astype(np.int64)
-    w_out = even(rng.normal(0, 10, (10, n)))
-    vth, leak = 400, 0.125
-    zero = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
-    projs = (
-        Projection("input->rec", "input", "rec", "dense", w_in.astype(np.float64)),
-        Projection("rec->rec", "rec", "rec", "sparse", w_rec.astype(np.float64), recurrent=True),
-        Projection("rec->output", "rec", "output", "dense", w_out.astype(np.float64)),
-    )
-    fixed = FixedPoint(
-        neurons={"rec": NeuronFixed(vth=vth, bias_mant=zero(n), bias_exp=0, dv=int(leak * 4096)),
-                 "output": NeuronFixed(vth=(1 << 17) - 1, bias_mant=zero(10), bias_exp=0)},
-        synapses={"input->rec": SynapseFixed(w_in), "rec->rec": SynapseFixed(w_rec), "rec->output": SynapseFixed(w_out)},
-    )
-    qnet = Network(
-        populations=(
-            Population("input", (n_in,), "input"),
-            Population("rec", (n,), "spiking", threshold=float(vth), leak=leak, bias=np.zeros(n)),
-            Population("output", (10,), "readout", bias=np.zeros(10)),
-        ),
-        projections=projs, inputs=("input",), outputs=("output",),
-        settings=RunSettings(timesteps=T, encoding="rate", seed=seed), fixed=fixed,
-    )
-    qnet.validate()
-    fnet = qnet.replace(fixed=None)
-    return fnet, qnet
-
-
-def bernoulli_frames(samples: int, steps: int, n_in: int, rate: float, seed: int) -> np.ndarray:
-    return (np.random.default_rng(seed).random((samples, steps, n_in), dtype=np.float32) < rate).astype(np.int8)
 
 
 # ----------------------------------------------------------------------------- the network as peer layers
@@ -526,7 +483,8 @@ def main() -> int:
         xf, xq = frames_for(snn, x, fixed=False), frames_for(qnet, x, fixed=True)
         nets["mnist cnn"] = (snn, qnet, xq, xf, torch.from_numpy(np.ascontiguousarray(x)), True)
     if args.only in (None, "recurrent"):
-        fnet, qnet = recurrent_network()
+        qnet = recurrent_network(dv=512, timesteps=T)
+        fnet = qnet.replace(fixed=None)
         fr = bernoulli_frames(args.batch, period(qnet), 100, 0.2, seed=2)
         nets["recurrent 1k"] = (fnet, qnet, torch.from_numpy(fr), torch.from_numpy(fr).float(), torch.from_numpy(fr).float(), False)
     for name, (fnet, qnet, xq, xf, px, static) in nets.items():

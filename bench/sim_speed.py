@@ -49,6 +49,7 @@ sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
+from recurrent_models import bernoulli_frames, recurrent_network  # noqa: E402
 
 from neurocompile import ir  # noqa: E402
 from neurocompile.backends import get_backend  # noqa: E402
@@ -157,55 +158,6 @@ def demo_network(model: str, quick: bool, tmp: Path) -> tuple[Network, np.ndarra
     qnet = quantize_for_loihi2(net, shape_for_model(ds.x_train, shape)[:512])
     return qnet, shape_for_model(ds.x_test, shape), f"ANN test accuracy {acc:.3f}"
 
-
-def recurrent_network(n: int = 1000, n_in: int = 100, density: float = 0.1, seed: int = 0, dv: int = 0) -> Network:
-    """input (100) → dense → 1,000 IF neurons with a 10 %-sparse recurrent projection → readout (10).
-
-    Excitatory-leaning input, inhibition-leaning recurrence (mean -4, sd 20): with 20 %
-    Bernoulli input the population fires at ~0.1 spikes/neuron/step, none saturated.
-    Mixed-sign weights are even, so Lava's 8-bit truncation leaves them unchanged.
-    ``dv`` > 0 makes the 1,000 neurons leaky (LIF): v × (4096 - dv) / 4096 per step, e.g.
-    dv = 512: v × 0.875 (they then fire at ~0.06 spikes/neuron/step).
-    """
-    rng = np.random.default_rng(seed)
-    even = lambda a: (np.round(np.clip(a, -250, 250) / 2) * 2).astype(np.int64)  # noqa: E731
-    w_in = even(rng.normal(4, 6, (n, n_in)))
-    w_rec = sp.random(n, n, density=density, random_state=seed + 1, format="csr", data_rvs=np.ones)
-    w_rec.data = even(rng.normal(-4, 20, w_rec.nnz)).astype(np.float64)
-    w_rec.eliminate_zeros()
-    w_rec = w_rec.astype(np.int64)
-    w_out = even(rng.normal(0, 10, (10, n)))
-    zero = lambda k: np.zeros(k, dtype=np.int64)  # noqa: E731
-    net = Network(
-        populations=(
-            Population("input", (n_in,), "input"),
-            Population("rec", (n,), "spiking"),
-            Population("output", (10,), "readout"),
-        ),
-        projections=(
-            Projection("input->rec", "input", "rec", "dense", w_in.astype(np.float64)),
-            Projection("rec->rec", "rec", "rec", "sparse", w_rec.astype(np.float64), recurrent=True),
-            Projection("rec->output", "rec", "output", "dense", w_out.astype(np.float64)),
-        ),
-        inputs=("input",),
-        outputs=("output",),
-        settings=RunSettings(timesteps=T, encoding="rate", seed=seed),
-        fixed=FixedPoint(
-            neurons={"rec": NeuronFixed(vth=400, bias_mant=zero(n), bias_exp=0, dv=dv),
-                     "output": NeuronFixed(vth=(1 << 17) - 1, bias_mant=zero(10), bias_exp=0)},
-            synapses={"input->rec": SynapseFixed(w_in), "rec->rec": SynapseFixed(w_rec), "rec->output": SynapseFixed(w_out)},
-        ),
-    )
-    net.validate()
-    return net
-
-
-def bernoulli_frames(samples: int, period: int, n_in: int, rate: float, seed: int) -> np.ndarray:
-    """Binary input spikes, (samples, period, n_in) int8; sample i's stream depends only on (seed, i)."""
-    out = np.empty((samples, period, n_in), dtype=np.int8)
-    for i in range(samples):
-        out[i] = np.random.default_rng([seed, i]).random((period, n_in), dtype=np.float32) < rate
-    return out
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -574,11 +526,11 @@ def main() -> int:
             net, x_test, info = demo_network(model, q, tmp)
             x = np.resize(x_test, (args.ref_samples, *x_test.shape[1:]))  # test set tiled; the Lava samples are distinct
             nets[f"demo {model}"] = (net, frames_for(net, x, fixed=True).numpy(), info)
-        rec = recurrent_network()
+        rec = recurrent_network(timesteps=T)
         rec_frames = bernoulli_frames(args.ref_samples, period(rec), rec.population(rec.input).size, 0.2, seed=2)
         nets["recurrent 1k"] = (rec, rec_frames, "hand-built: 100 Bernoulli(0.2) inputs → 1,000 IF neurons, 10 % recurrent → 10 readouts")
         # the leaky variant is reported on its own line below the table (the table's rows are the issue's targets)
-        leaky_net = recurrent_network(dv=512)
+        leaky_net = recurrent_network(dv=512, timesteps=T)
         print()
         for name, (net, frames, info) in nets.items():
             row = compare_network(name, net, frames, args, lava_ok)

@@ -57,7 +57,15 @@ def cli(debug: bool) -> None:
 @click.option("--threshold-method", type=click.Choice(["percentile", "max"]), default="percentile", show_default=True, help="threshold balancing: 99.9th percentile or maximum of ANN activations")
 @click.option("--sweep", default="4,8,16,32,64,128", show_default=True, help="time steps at which to also measure float SNN accuracy ('' for none)")
 @click.option("--trust-pickle", is_flag=True, help="allow loading a torch.save pickle (runs code from the file!)")
-def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, sweep, trust_pickle):
+@click.option("--finetune-epochs", default=0, show_default=True, type=int,
+              help="STDB fine-tuning epochs at -T after conversion (0: none); an interrupted run resumes from OUT.finetune-checkpoint/")
+@click.option("--finetune-lr", default=1e-3, show_default=True, type=float, help="fine-tuning learning rate (Adam, amsgrad)")
+@click.option("--surrogate", type=click.Choice(["linear", "stdb"]), default="linear", show_default=True,
+              help="fine-tuning surrogate gradient: linear (triangle) or STDB α·exp(-β·Δt)")
+@click.option("--reset", type=click.Choice(["subtract", "zero"]), default="subtract", show_default=True,
+              help="zero: fine-tune for reset-to-zero neurons (needs --finetune-epochs)")
+def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, sweep, trust_pickle,
+          finetune_epochs, finetune_lr, surrogate, reset):
     """Convert MODEL (.pt2 torch.export or .pt TorchScript), run it, and write a report.
 
     \b
@@ -71,7 +79,8 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
     report = run_build(
         model, target=target, data=data, out=out, timesteps=timesteps, seed=seed, lava_samples=lava_samples,
         backend=backend, encoding=encoding, threshold_method=threshold_method, trust_pickle=trust_pickle,
-        t_sweep=_int_list(sweep, "--sweep"),
+        t_sweep=_int_list(sweep, "--sweep"), finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, surrogate=surrogate,
+        reset=reset,
     )
     for name, st in report["stages"].items():
         click.echo(f"{name:14s} accuracy {st['accuracy']:.4f} on {st['samples']} samples")
@@ -195,6 +204,49 @@ def quantize(network, out, target):
     q = do_quantize(net, FixedPointFormat.from_profile(profile))
     _save(q, out, inputs=[network])
     click.echo(f"{out}: " + ", ".join(f"{pr.name} exp {q.synapse_fixed(pr.name).exp}" for pr in q.projections))
+
+
+@cli.command(name="finetune")
+@click.argument("network", type=click.Path(path_type=Path))
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True)
+@click.option("--data", default=None, help="training data (default: the data the network was converted on): " + DATA_HELP)
+@click.option("--epochs", default=5, show_default=True, type=int)
+@click.option("--timesteps", "-T", default=None, type=int, help="time steps to fine-tune for (default: the network's)")
+@click.option("--lr", default=1e-3, show_default=True, type=float)
+@click.option("--surrogate", type=click.Choice(["linear", "stdb"]), default="linear", show_default=True)
+@click.option("--reset", type=click.Choice(["subtract", "zero"]), default=None, help="re-target the neurons' reset before training")
+@click.option("--train-leak", is_flag=True, help="also learn one leak per population")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA where present), cpu or cuda")
+def finetune_cmd(network, out, data, epochs, timesteps, lr, surrogate, reset, train_leak, device):
+    """Pass 3: STDB fine-tuning of a converted network on the chip's schedule (Rathi et al., ICLR 2020).
+
+    An interrupted run resumes from OUT.checkpoint/ (same settings), removed when the run completes.
+
+    \b
+    Example:
+      neurocompile finetune snn.ncnet --epochs 5 -T 4 -o ft.ncnet
+    """
+    import shutil
+
+    from . import ir
+    from .data import load_dataset, shape_for_model
+    from .passes.finetune import FinetuneSettings, finetune, split_validation
+
+    net = ir.load(network)
+    name = data or net.settings.data
+    if name is None:
+        raise NeurocompileError(f"{network} does not name its data; give --data")
+    ds = load_dataset(name, seed=net.settings.seed)
+    x = shape_for_model(ds.x_train, net.population(net.input).shape)
+    settings = FinetuneSettings(epochs=epochs, timesteps=timesteps or net.timesteps, lr=lr, surrogate=surrogate, reset=reset,
+                                train_leak=train_leak, seed=net.settings.seed, device=device)
+    train, val = split_validation(x, ds.y_train, 0.1)
+    checkpoint = out.with_name(out.name + ".checkpoint")
+    result = finetune(net, train, val, settings, checkpoint_dir=checkpoint)
+    _save(result.network, out, inputs=[network])
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    before, after = result.initial_val_accuracy, result.final_val_accuracy
+    click.echo(f"{out}: validation accuracy {before:.4f} → {after:.4f} after {epochs} epochs at T={settings.timesteps}")
 
 
 @cli.command(name="prune")

@@ -7,6 +7,7 @@ goes to a temporary folder next to ``out`` that is renamed into place).
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field, fields
@@ -25,6 +26,8 @@ from .frontend import ingest_program, sniff_format
 from .frontend.load import program_batch_size
 from .outputs import build_folder, check_output_dir
 from .passes.convert import METHODS as THRESHOLD_METHODS, convert
+from .passes.finetune import FinetuneSettings, finetune, split_validation
+from .passes.finetune.surrogates import SURROGATES
 from .passes.map import map_to_cores
 from .passes.quantize import FixedPointFormat, quantize
 from .profiles import Profile, load_profile, load_profiles
@@ -230,6 +233,12 @@ class BuildOptions:
     trust_pickle: bool = False
     lava_timeout_s: float | None = None
     t_sweep: tuple[int, ...] = T_SWEEP
+    # fine-tuning (STDB, passes/finetune): off with 0 epochs. A few epochs at small T need a larger
+    # step than the paper's 1e-4 for 20 epochs (FinetuneSettings' docstring has the measurements)
+    finetune_epochs: int = 0
+    finetune_lr: float = 1e-3
+    surrogate: str = "linear"
+    reset: str = "subtract"
 
     def check(self) -> None:
         check_timesteps([self.timesteps], "--timesteps")
@@ -244,6 +253,21 @@ class BuildOptions:
             raise NeurocompileError(f"unknown threshold method {self.threshold_method!r}; accepted: {', '.join(THRESHOLD_METHODS)}")
         if not isinstance(self.calibration_samples, (int, np.integer)) or self.calibration_samples < 1:
             raise NeurocompileError(f"calibration_samples must be a whole number ≥ 1 (got {self.calibration_samples!r})")
+        e = self.finetune_epochs
+        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 0:
+            raise NeurocompileError(f"--finetune-epochs must be a whole number ≥ 0 (got {e!r})")
+        if self.reset not in ("subtract", "zero"):
+            raise NeurocompileError(f"unknown reset {self.reset!r}; accepted: subtract, zero")
+        if self.reset == "zero" and not e:
+            raise NeurocompileError("--reset zero re-targets the neurons during fine-tuning; give --finetune-epochs N (N ≥ 1)")
+        if e:
+            self.finetune_settings()  # its own checks (learning rate, surrogate)
+
+    def finetune_settings(self) -> FinetuneSettings:
+        if self.surrogate not in SURROGATES:
+            raise NeurocompileError(f"unknown surrogate {self.surrogate!r}; accepted: {', '.join(SURROGATES)}")
+        return FinetuneSettings(epochs=self.finetune_epochs, timesteps=self.timesteps, lr=self.finetune_lr,
+                                surrogate=self.surrogate, reset=None if self.reset == "subtract" else self.reset, seed=self.seed)
 
 
 @dataclass
@@ -268,7 +292,9 @@ class BuildState:
     ev_float: Evaluation | None = None
     ev_q: Evaluation | None = None
     sweep: dict[int, float] = field(default_factory=dict)
+    sweep_finetuned: dict[int, float] = field(default_factory=dict)
     lowering: list | None = None
+    checkpoint_dir: Path | None = None  # fine-tuning's, beside the output folder: an interrupted build resumes from it
 
 
 @dataclass(frozen=True)
@@ -310,11 +336,30 @@ def _sweep_stage(st: BuildState) -> None:
         log(f"snn_float accuracy vs T: {st.sweep}")
 
 
+def _finetune_stage(st: BuildState) -> None:
+    """STDB fine-tuning at the build's T (held-out tenth of the training split measured per epoch), then its test accuracy."""
+    o = st.options
+    if not o.finetune_epochs:
+        return
+    settings = o.finetune_settings()
+    train, val = split_validation(st.x_train, st.ds.y_train, 0.1)
+    log(f"fine-tuning {o.finetune_epochs} epochs at T={o.timesteps} ({settings.surrogate} surrogate, lr {settings.lr:g})")
+    result = finetune(st.snn, train, val, settings, checkpoint_dir=st.checkpoint_dir)
+    st.snn = result.network
+    st.ev_float = evaluate(st.snn, st.x_test, "float", progress="snn_finetuned")
+    st.stages["finetune"] = _stage(st.ev_float.accuracy(st.ds.y_test), len(st.x_test), epochs=o.finetune_epochs,
+                                   mode="float, same schedule as the chip", **result.record())
+    log(f"finetune accuracy {st.stages['finetune']['accuracy']:.4f} at T={o.timesteps}")
+    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(o.t_sweep), progress="accuracy vs T (fine-tuned)")
+    st.sweep_finetuned = {T: round(a, 6) for T, a in acc.items()}
+
+
 def _quantize_stage(st: BuildState) -> None:
     st.qnet = quantize(st.snn, FixedPointFormat.from_profile(st.profile))
     st.ev_q = evaluate(st.qnet, st.x_test, "fixed", progress="snn_quantized (reference backend)")
     rec = _stage(st.ev_q.accuracy(st.ds.y_test), len(st.x_test), backend="reference (bit-exact Lava fixed point)")
-    rec["change_vs_float"] = round(rec["accuracy"] - st.stages["snn_float"]["accuracy"], 6)
+    before = st.stages["finetune" if "finetune" in st.stages else "snn_float"]  # the float network that was quantised
+    rec["change_vs_float"] = round(rec["accuracy"] - before["accuracy"], 6)
     rec["prediction_agreement_vs_float"] = round(float((st.ev_q.logits.argmax(1) == st.ev_float.logits.argmax(1)).mean()), 6)
     st.stages["snn_quantized"] = rec
     log(f"snn_quantized accuracy {rec['accuracy']:.4f}")
@@ -350,6 +395,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("convert", _convert_stage),
     Stage("snn_float", _snn_float_stage),
     Stage("accuracy_vs_T", _sweep_stage),
+    Stage("finetune", _finetune_stage),
     Stage("snn_quantized", _quantize_stage),
     Stage("map", _map_stage),
     Stage("cross_check", _cross_check_stage),
@@ -382,6 +428,7 @@ def _report(st: BuildState) -> dict:
         "threshold_method": st.snn.conversion.threshold_method,
         "stages": st.stages,
         "accuracy_vs_T": {str(k): v for k, v in st.sweep.items()},
+        **({"accuracy_vs_T_finetuned": {str(k): v for k, v in st.sweep_finetuned.items()}} if st.sweep_finetuned else {}),
         "layers": layer_table(mapped, st.ev_q),
         "ops_per_sample": ops,
         **measured_sections(mapped, ops, st.x_test[:1], profiles),
@@ -418,14 +465,17 @@ def build(model: str | Path, *, out: str | Path = "build", **options) -> dict:
     backend = _choose_cross_check_backend(opts.backend, opts.lava_samples, notes)
     ds = load_dataset(opts.data, seed=opts.seed)
     log(f"data {ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples")
+    checkpoint = Path(out).with_name(Path(out).name + ".finetune-checkpoint") if opts.finetune_epochs else None
     with build_folder(out, inputs) as folder:  # created now: an unwritable -o fails before any compute
-        state = run_stages(BuildState(model, opts, profile, ds, backend, notes=notes))
+        state = run_stages(BuildState(model, opts, profile, ds, backend, notes=notes, checkpoint_dir=checkpoint))
         report = _report(state)
         ir.save(state.mapped, folder.file(NETWORK_FILE))
         folder.file("report.json").write_text(dumps(report))
         folder.file("report.html").write_text(render_html(report))
         state.timings["build_s"] = time.perf_counter() - t_start
         folder.file("timings.json").write_text(dumps(state.timings))
+    if checkpoint is not None:  # the build is in place: nothing left to resume
+        shutil.rmtree(checkpoint, ignore_errors=True)
     log(f"wrote {out}/report.json, {out}/report.html, {out}/timings.json and {out}/{NETWORK_FILE} in {state.timings['build_s']:.1f} s")
     return report
 

@@ -76,7 +76,8 @@ def test_every_simulator_runs_with_comparable_rates(peers):
     """A 200-neuron recurrent net through neurocompile (fixed, float) and each installed peer."""
     from neurocompile.sim.run import period
 
-    fnet, qnet = peers.recurrent_network(n=200, n_in=50)
+    qnet = peers.recurrent_network(n=200, n_in=50, dv=512, timesteps=peers.T)
+    fnet = qnet.replace(fixed=None)
     fr = peers.bernoulli_frames(8, period(qnet), 50, 0.2, seed=2)
     x = torch.from_numpy(fr)
     rows = peers.measure("rec", fnet, qnet, x, x.float(), x.float(), False, peers.peer_status(), repeats=1)

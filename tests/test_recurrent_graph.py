@@ -70,6 +70,20 @@ def test_float_and_fixed_point_runs_fire_alike():
     assert abs(fx.sum() - fl.sum()) < 0.05 * fl.sum()
 
 
+def test_training_never_edits_the_callers_network():
+    """Parameters are copies even where the dtypes match (float64 here): an in-place step leaves the IR as it was."""
+    net = heterogeneous_network(4)
+    before = {pr.name: pr.matrix().toarray().copy() for pr in net.projections}
+    threshold = net.population("rec").threshold.copy()
+    sim = FloatSimulator(net, trainable=("weight", "threshold"), dtype=torch.float64)
+    with torch.no_grad():
+        for p in sim.parameters():
+            p.add_(1.0)
+    for pr in net.projections:
+        np.testing.assert_array_equal(pr.matrix().toarray(), before[pr.name])
+    np.testing.assert_array_equal(net.population("rec").threshold, threshold)
+
+
 def test_to_network_writes_back_what_was_trained():
     """Perturbed trainable parameters written back: a simulator built from the result computes exactly the same."""
     net = heterogeneous_network(2)

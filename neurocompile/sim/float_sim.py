@@ -255,9 +255,10 @@ class SynapseParameters(nn.Module):
             self.shape = m.shape
             self.register_buffer("crow", torch.from_numpy(m.indptr.astype(np.int64)))
             self.register_buffer("col", torch.from_numpy(m.indices.astype(np.int64)))
-            self.weight = nn.Parameter(torch.from_numpy(np.asarray(m.data)).to(dtype), requires_grad=grad)
+            # copies (``.to`` of a matching dtype would share the IR's memory, and an optimiser step would edit the network)
+            self.weight = nn.Parameter(torch.from_numpy(np.asarray(m.data)).to(dtype, copy=True), requires_grad=grad)
             return
-        w = torch.from_numpy(np.asarray(proj.weight)).to(dtype)
+        w = torch.from_numpy(np.asarray(proj.weight)).to(dtype, copy=True)
         # the block form of the kernel as the inference path finds it (on the weights in this dtype)
         pooled = pooled_conv(w.numpy(), proj.conv, dtype) if proj.kind == "conv" and factorise_pooled else None
         if pooled is not None:
