@@ -64,8 +64,10 @@ def cli(debug: bool) -> None:
               help="fine-tuning surrogate gradient: linear (triangle) or STDB α·exp(-β·Δt)")
 @click.option("--reset", type=click.Choice(["subtract", "zero"]), default="subtract", show_default=True,
               help="zero: fine-tune for reset-to-zero neurons (needs --finetune-epochs)")
+@click.option("--quiet", is_flag=True, help="no progress bars, log lines or summary (errors still print)")
+@click.option("--json", "as_json", is_flag=True, help="print report.json on stdout (implies --quiet)")
 def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, sweep, trust_pickle,
-          finetune_epochs, finetune_lr, surrogate, reset):
+          finetune_epochs, finetune_lr, surrogate, reset, quiet, as_json):
     """Convert MODEL (.pt2 torch.export or .pt TorchScript), run it, and write a report.
 
     \b
@@ -80,8 +82,15 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
         model, target=target, data=data, out=out, timesteps=timesteps, seed=seed, lava_samples=lava_samples,
         backend=backend, encoding=encoding, threshold_method=threshold_method, trust_pickle=trust_pickle,
         t_sweep=_int_list(sweep, "--sweep"), finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, surrogate=surrogate,
-        reset=reset,
+        reset=reset, quiet=quiet or as_json,
     )
+    if as_json:
+        from .report.artifact import dumps
+
+        click.echo(dumps(report), nl=False)
+        return
+    if quiet:
+        return
     for name, st in report["stages"].items():
         click.echo(f"{name:14s} accuracy {st['accuracy']:.4f} on {st['samples']} samples")
     click.echo(f"report: {Path(out) / 'report.html'}")

@@ -6,6 +6,7 @@ goes to a temporary folder next to ``out`` that is renamed into place).
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import shutil
 import sys
@@ -43,8 +44,17 @@ from .sim.run import Evaluation, accuracy_vs_timesteps, decode, evaluate, frames
 T_SWEEP = (4, 8, 16, 32, 64, 128)
 
 
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("neurocompile_quiet", default=False)
+
+
 def log(msg: str) -> None:
-    print(f"[neurocompile] {msg}", file=sys.stderr, flush=True)
+    if not _QUIET.get():
+        print(f"[neurocompile] {msg}", file=sys.stderr, flush=True)
+
+
+def _bar(name: str) -> str | None:
+    """A progress bar's label, or None (no bar) in a quiet build."""
+    return None if _QUIET.get() else name
 
 
 def sha256(path: Path) -> str:
@@ -324,13 +334,13 @@ def _convert_stage(st: BuildState) -> None:
 
 
 def _snn_float_stage(st: BuildState) -> None:
-    st.ev_float = evaluate(st.snn, st.x_test, "float", progress="snn_float")
+    st.ev_float = evaluate(st.snn, st.x_test, "float", progress=_bar("snn_float"))
     st.stages["snn_float"] = _stage(st.ev_float.accuracy(st.ds.y_test), len(st.x_test), mode="float, same schedule as the chip")
     log(f"snn_float accuracy {st.stages['snn_float']['accuracy']:.4f} at T={st.options.timesteps}")
 
 
 def _sweep_stage(st: BuildState) -> None:
-    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(st.options.t_sweep), progress="accuracy vs T")
+    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(st.options.t_sweep), progress=_bar("accuracy vs T"))
     st.sweep = {T: round(a, 6) for T, a in acc.items()}
     if st.sweep:
         log(f"snn_float accuracy vs T: {st.sweep}")
@@ -344,19 +354,19 @@ def _finetune_stage(st: BuildState) -> None:
     settings = o.finetune_settings()
     train, val = split_validation(st.x_train, st.ds.y_train, 0.1)
     log(f"fine-tuning {o.finetune_epochs} epochs at T={o.timesteps} ({settings.surrogate} surrogate, lr {settings.lr:g})")
-    result = finetune(st.snn, train, val, settings, checkpoint_dir=st.checkpoint_dir)
+    result = finetune(st.snn, train, val, settings, checkpoint_dir=st.checkpoint_dir, progress=not _QUIET.get())
     st.snn = result.network
-    st.ev_float = evaluate(st.snn, st.x_test, "float", progress="snn_finetuned")
+    st.ev_float = evaluate(st.snn, st.x_test, "float", progress=_bar("snn_finetuned"))
     st.stages["finetune"] = _stage(st.ev_float.accuracy(st.ds.y_test), len(st.x_test), epochs=o.finetune_epochs,
                                    mode="float, same schedule as the chip", **result.record())
     log(f"finetune accuracy {st.stages['finetune']['accuracy']:.4f} at T={o.timesteps}")
-    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(o.t_sweep), progress="accuracy vs T (fine-tuned)")
+    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(o.t_sweep), progress=_bar("accuracy vs T (fine-tuned)"))
     st.sweep_finetuned = {T: round(a, 6) for T, a in acc.items()}
 
 
 def _quantize_stage(st: BuildState) -> None:
     st.qnet = quantize(st.snn, FixedPointFormat.from_profile(st.profile))
-    st.ev_q = evaluate(st.qnet, st.x_test, "fixed", progress="snn_quantized (reference backend)")
+    st.ev_q = evaluate(st.qnet, st.x_test, "fixed", progress=_bar("snn_quantized (reference backend)"))
     rec = _stage(st.ev_q.accuracy(st.ds.y_test), len(st.x_test), backend="reference (bit-exact Lava fixed point)")
     before = st.stages["finetune" if "finetune" in st.stages else "snn_float"]  # the float network that was quantised
     rec["change_vs_float"] = round(rec["accuracy"] - before["accuracy"], 6)
@@ -431,7 +441,7 @@ def _report(st: BuildState) -> dict:
         **({"accuracy_vs_T_finetuned": {str(k): v for k, v in st.sweep_finetuned.items()}} if st.sweep_finetuned else {}),
         "layers": layer_table(mapped, st.ev_q),
         "ops_per_sample": ops,
-        **measured_sections(mapped, ops, st.x_test[:1], profiles),
+        **measured_sections(mapped, ops, st.x_test[:1], profiles, quiet=_QUIET.get()),
         "mapping": mapped.mapping,
         "quantization": {"format": st.qnet.fixed.format, "v_units_per_float": st.qnet.fixed.v_units_per_float},
         "lowering": st.lowering,
@@ -439,15 +449,24 @@ def _report(st: BuildState) -> dict:
     }
 
 
-def build(model: str | Path, *, out: str | Path = "build", **options) -> dict:
+def build(model: str | Path, *, out: str | Path = "build", quiet: bool = False, **options) -> dict:
     """Ingest → convert → quantise → map → run on Lava → report; returns the report dict.
 
-    ``options`` are the fields of :class:`BuildOptions`. Every option, the
+    ``options`` are the fields of :class:`BuildOptions`; ``quiet``: no log lines and no progress
+    bars on stderr (the outputs are the same). Every option, the
     target, the model file and the output folder are checked before any
     compute. Outputs: ``report.json``, ``report.html`` and ``network.ncnet`` are
     a function of the inputs alone (byte-identical for the same model, data,
     seed and options); wall-clock figures go to ``timings.json``.
     """
+    token = _QUIET.set(bool(quiet))
+    try:
+        return _build(model, out, options)
+    finally:
+        _QUIET.reset(token)
+
+
+def _build(model: str | Path, out: str | Path, options: dict) -> dict:
     t_start = time.perf_counter()
     unknown = set(options) - {f.name for f in fields(BuildOptions)}
     if unknown:

@@ -150,3 +150,15 @@ def test_output_folders_that_are_not_builds_are_never_replaced(tmp_path, trained
 def test_an_ann_baseline_is_not_a_build_target(capsys, trained_mlp, tmp_path):
     msg = refuse(capsys, ["build", trained_mlp[0], "--target", "cmos45_int8", "-o", str(tmp_path / "o")], tmp_path / "o")
     assert "loihi2" in msg and "not a chip" in msg
+
+
+def test_build_json_is_one_report_on_stdout_and_nothing_on_stderr(tmp_path, capfd):
+    """For scripts: --json prints report.json (the same bytes as the file) and the build is quiet."""
+    mlp = Path(__file__).parent / "golden" / "mlp.pt2"
+    out = tmp_path / "b"
+    capfd.readouterr()
+    assert main(["build", str(mlp), "--data", "digits", "-T", "8", "--sweep", "4", "--lava-samples", "0", "--json", "-o", str(out)]) == 0
+    got = capfd.readouterr()
+    assert got.err == ""
+    assert json.loads(got.out)["stages"]["snn_quantized"]["accuracy"] > 0.8
+    assert got.out == (out / "report.json").read_text()
