@@ -186,3 +186,41 @@ def test_training_in_threshold_units_changes_no_spike_and_no_integer(converted, 
     back = rescale(unit, scales, inverse=True)
     for p, q in zip(net.projections, back.projections):
         np.testing.assert_allclose(q.weight, p.weight, rtol=1e-12)
+
+
+class _Residual(torch.nn.Module):
+    """Linear → ReLU → Linear with a skip (residual add) → ReLU → Linear: the front end's residual form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.a, self.b, self.out = (torch.nn.Linear(64, 48), torch.nn.Linear(48, 48), torch.nn.Linear(48, 48),
+                                              torch.nn.Linear(48, 10))
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x.flatten(1)))
+        return self.out(torch.relu(self.b(torch.relu(self.a(h))) + h))
+
+
+def test_a_residual_network_finetunes_and_stays_bit_exact(digits):
+    """Every architecture the front end takes: a skip connection (two projections summed at one population)."""
+    torch.manual_seed(0)
+    m = _Residual()
+    x, y = torch.as_tensor(digits.x_train).reshape(len(digits.x_train), -1), torch.as_tensor(digits.y_train)
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    for _ in range(30):
+        for i in range(0, len(x), 128):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(m(x[i : i + 128]), y[i : i + 128]).backward()
+            opt.step()
+    m.eval()
+    net = capture(torch.export.export(m, (torch.zeros(1, 64),)))
+    assert any(len(net.incoming(p.name)) == 2 for p in net.neurons)  # the skip reaches its population as a second edge
+    snn = convert(net, digits.x_train[:512], timesteps=2)
+    x_test = digits.x_test.reshape(len(digits.x_test), -1)
+    before = evaluate(snn, x_test, "float").accuracy(digits.y_test)
+    settings = FinetuneSettings(epochs=3, timesteps=2, seed=0, **FAST)
+    result = finetune(snn, (digits.x_train.reshape(len(digits.x_train), -1), digits.y_train), None, settings, progress=False)
+    after = evaluate(result.network, x_test, "float").accuracy(digits.y_test)
+    fixed = evaluate(quantize(result.network), x_test, "fixed").accuracy(digits.y_test)
+    assert after >= before + 0.05, (before, after)
+    assert fixed >= after - 0.02, (after, fixed)

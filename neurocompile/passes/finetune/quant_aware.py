@@ -73,8 +73,9 @@ def _values(sim: FloatSimulator, eff: Network) -> dict[int, torch.Tensor]:
     for pr in eff.projections:
         syn = sim.synapse_params(pr.name)
         if syn.kind == "sparse":  # quantisation may zero synapses; the simulator's pattern stays
-            rows = torch.repeat_interleave(torch.arange(len(syn.crow) - 1), syn.crow.diff().cpu()).numpy()
-            w = np.asarray(sp.csr_matrix(pr.weight)[rows, syn.col.cpu().numpy()]).ravel()
+            # owned, writeable index arrays: scipy's fancy indexing refuses read-only views of torch memory
+            rows = np.array(torch.repeat_interleave(torch.arange(len(syn.crow) - 1), syn.crow.diff().cpu()).numpy())
+            w = np.asarray(sp.csr_matrix(pr.weight)[rows, np.array(syn.col.cpu().numpy())]).ravel()
         else:
             w = np.asarray(pr.weight)
             if syn.block is not None:  # a block-constant kernel stays block-constant: its block kernel
