@@ -25,6 +25,7 @@ from .figures import draw_core_map, draw_firing_rates, draw_raster
 STAGE_NAMES = {
     "ann": "ANN (float)",
     "snn_float": "SNN, float",
+    "finetune": "SNN, fine-tuned",
     "snn_quantized": "SNN, fixed point",
     "lava": "Lava",
 }
@@ -168,8 +169,8 @@ def _accuracy(report: Mapping) -> str:
         st = stages[k] if isinstance(stages[k], Mapping) else {}
         agreement = st.get("agreement")
         flags = {a: b for a, b in agreement.items() if a != "predictions"} if isinstance(agreement, Mapping) else {}
-        skip = ("accuracy", "samples", "agreement", "prediction_agreement_vs_float")
-        extra = ", ".join(f"{escape(str(a))}: {_other(b)}" for a, b in {**flags, **st}.items() if a not in skip)
+        skip = ("accuracy", "samples", "agreement", "prediction_agreement_vs_float", "history", "settings", "initial_val_accuracy")
+        extra = ", ".join(f"{escape(str(a))}: {_other(b)}" for a, b in {**flags, **st, **_finetune_summary(st)}.items() if a not in skip)
         rows.append([
             escape(STAGE_NAMES.get(k, k)),
             _pct(_acc(st)),
@@ -195,26 +196,44 @@ def _accuracy(report: Mapping) -> str:
     return "\n".join(out)
 
 
+def _finetune_summary(st: Mapping) -> dict:
+    """A fine-tuning stage in a few words (the full per-epoch history stays in report.json)."""
+    settings, history = st.get("settings"), st.get("history")
+    if not isinstance(settings, Mapping) or not isinstance(history, list):
+        return {}
+    last = history[-1] if history and isinstance(history[-1], Mapping) else {}
+    before, after = st.get("initial_val_accuracy"), last.get("val_accuracy")
+    out = {k: settings[k] for k in ("timesteps", "surrogate", "lr", "reset") if k in settings and settings[k] is not None}
+    if isinstance(before, (int, float)) and isinstance(after, (int, float)):
+        out["validation accuracy"] = f"{100 * before:.2f} % → {100 * after:.2f} %"
+    return out
+
+
 def _accuracy_vs_t(report: Mapping) -> str:
     curve = report.get("accuracy_vs_T")
     if not curve:
         return ""
     pts = sorted((int(t), float(a)) for t, a in curve.items())
+    tuned = sorted((int(t), float(a)) for t, a in (report.get("accuracy_vs_T_finetuned") or {}).items())
 
     def draw(fig: Figure) -> None:
         ax = fig.add_subplot()
-        ax.plot([t for t, _ in pts], [100 * a for _, a in pts], marker="o")
+        ax.plot([t for t, _ in pts], [100 * a for _, a in pts], marker="o", label="converted")
+        if tuned:
+            ax.plot([t for t, _ in tuned], [100 * a for _, a in tuned], marker="s", label="fine-tuned")
         ann = _acc((report.get("stages") or {}).get("ann"))
         if ann is not None:
             ax.axhline(100 * ann, color="#888", linestyle="--", label="ANN")
-            ax.legend()
+        ax.legend()
         ax.set_xscale("log", base=2)
         _plain_log(ax.xaxis, lambda v: f"{v:g}")
         ax.set_xlabel("time steps T")
         ax.set_ylabel("accuracy (%)")
 
-    rows = [[_num(t), _pct(a)] for t, a in pts]
-    return "<h2>Accuracy vs time steps</h2>\n" + _png(draw) + _table(["T", "accuracy"], rows, {0, 1})
+    after = dict(tuned)
+    rows = [[_num(t), _pct(a)] + ([_pct(after.get(t))] if tuned else []) for t, a in pts]
+    header = ["T", "accuracy"] + (["after fine-tuning"] if tuned else [])
+    return "<h2>Accuracy vs time steps</h2>\n" + _png(draw) + _table(header, rows, {0, 1, 2})
 
 
 def _layers(report: Mapping) -> str:
