@@ -63,3 +63,31 @@ def bernoulli_frames(samples: int, period: int, n_in: int, rate: float, seed: in
     for i in range(samples):
         out[i] = np.random.default_rng([seed, i]).random((period, n_in), dtype=np.float32) < rate
     return out
+
+
+def pruned_rsnn(n: int = 2000, n_in: int = 20, seed: int = 0, timesteps: int = 32, neuron_sparsity: float = 0.6,
+                synapse_sparsity: float = 0.9) -> Network:
+    """A quantised heterogeneous RSNN after pruning: ``neurocompile.nn.HRSNN`` (gamma τ, 10 % recurrence),
+    pruned by the IR pass to 40 % of its neurons and 10 % of their recurrent synapses.
+
+    Random pruning at the requested sparsity: the simulators' speed depends on the sizes, per-neuron
+    decays and the sparse recurrence, not on which synapses a method keeps (and LNP on 2,000 neurons
+    takes a minute on its own).
+    """
+    from neurocompile.frontend.rsnn import ingest_model
+    from neurocompile.nn import HRSNN
+    from neurocompile.passes.prune import prune
+    from neurocompile.passes.quantize import quantize
+
+    model = HRSNN(n_in, n, 10, 3.0, 8.0, recurrent_density=0.1, seed=seed, input_gain=2.0)
+    net = ingest_model(model, timesteps=timesteps, seed=seed)
+    return quantize(prune(net, method="random", neuron_sparsity=neuron_sparsity, synapse_sparsity=synapse_sparsity, seed=seed))
+
+
+def graded_frames(samples: int, period: int, n_in: int, seed: int, silent_tail: int = 2) -> np.ndarray:
+    """Direct input as the chip gets it: 8-bit graded payloads per step, silent for the readout delay at the end."""
+    out = np.empty((samples, period, n_in), dtype=np.int64)
+    for i in range(samples):
+        out[i] = np.random.default_rng([seed, i]).integers(0, 256, (period, n_in))
+    out[:, period - silent_tail:] = 0
+    return out

@@ -49,7 +49,7 @@ sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "bench")]
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
-from recurrent_models import bernoulli_frames, recurrent_network  # noqa: E402
+from recurrent_models import bernoulli_frames, graded_frames, pruned_rsnn, recurrent_network  # noqa: E402
 
 from neurocompile import ir  # noqa: E402
 from neurocompile.backends import get_backend  # noqa: E402
@@ -556,6 +556,17 @@ def main() -> int:
         print(f"  recurrent 1k leaky (the same network, neurons leaky: dv = 512, v × 0.875 per step; the fused LIF step): reference "
               f"{fmt_rate(leaky['ref_rate'])} sample-steps/s, {leaky['ref_rate'] / if_rate:.2f}x its integrate-and-fire variant "
               f"({fmt_rate(if_rate)}), mean firing rate {leaky['rate']:.3f}{lava_part}", flush=True)
+        # a pruned heterogeneous RSNN (issue 10): per-neuron decays and thresholds on the fused LIF step
+        rsnn = pruned_rsnn()
+        rsnn_frames = graded_frames(args.ref_samples, period(rsnn), rsnn.population(rsnn.input).size, seed=3)
+        pr = compare_network("pruned rsnn", rsnn, rsnn_frames, args, lava_ok)
+        hidden = rsnn.population("hidden")
+        lava_part = (f"; Lava run {fmt_rate(pr['lava_run_rate'])} ss/s = {pr['ratio_run']:,.0f}x, whole call {pr['ratio_call']:,.0f}x; "
+                     f"counts+readout identical: {pr['counts_identical']}, trains identical: {pr['trains_identical']}"
+                     if pr.get("lava_run_rate") else "; Lava not run")
+        print(f"  pruned rsnn (HRSNN 2,000 → {hidden.size} neurons with per-neuron decays, "
+              f"{rsnn.projection('hidden_to_hidden').weight.nnz:,} recurrent synapses, graded input): reference "
+              f"{fmt_rate(pr['ref_rate'])} sample-steps/s, mean firing rate {pr['rate']:.3f}{lava_part}", flush=True)
 
         # -- 2. synaptic events/s ---------------------------------------------------------
         print()
