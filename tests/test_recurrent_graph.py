@@ -117,3 +117,21 @@ def test_lava_matches_the_reference_spike_for_spike(backend, reset):
     lava = backend.run(q, x, record=True)
     assert_same(ref, lava)
     assert 0 < int(ref.spike_counts["rec"].sum()) < ref.spike_trains["rec"].size
+
+
+def test_source_scale_scales_only_what_a_population_sends():
+    """Zero factors on ``rec``: nothing reaches the readout and ``rec`` runs as if its recurrent edge had no weights."""
+    net = heterogeneous_network(5)
+    x = torch.as_tensor(frames(5), dtype=torch.float64)
+    sim = FloatSimulator(net, dtype=torch.float64)
+    sim.source_scale = {"rec": torch.zeros(x.shape[0], N, dtype=torch.float64)}
+    with torch.no_grad():
+        got = sim(x, record=True)
+    rec = net.projection("rec->rec")
+    cut = net.replace(projections=tuple(
+        pr if pr.name != "rec->rec" else Projection(pr.name, pr.source, pr.target, "sparse", rec.weight * 0.0, recurrent=True)
+        for pr in net.projections))
+    with torch.no_grad():
+        want = FloatSimulator(cut, dtype=torch.float64)(x, record=True)
+    assert torch.equal(got.spike_trains["rec"], want.spike_trains["rec"]) and got.spike_trains["rec"].any()
+    assert torch.equal(got.readout, torch.zeros_like(got.readout))

@@ -395,6 +395,9 @@ class FloatSimulator(nn.Module):
         self._index = index
         self.state: dict[str, PopulationState] = {}
         self.spike_counts: dict[str, torch.Tensor] = {}
+        # per population, a (B, n) factor on what it sends, for the whole period (e.g. dropout masks
+        # fixed per sample); its own membrane and reset are untouched. Empty: spikes are sent as they are
+        self.source_scale: dict[str, torch.Tensor] = {}
         self.t = 0  # steps taken in the current period
         self._messages: list[torch.Tensor | None] = []
         self._derived: _Derived | None = None
@@ -513,7 +516,9 @@ class FloatSimulator(nn.Module):
                 elif t == 0:
                     self._messages[j] = None  # the reset step emits nothing: zeros, not worth a product
                 else:
-                    self._messages[j] = syn.apply(d.weights[j], out[src])
+                    sent = out[src]
+                    scale = self.source_scale.get(syn.source)
+                    self._messages[j] = syn.apply(d.weights[j], sent if scale is None else sent * scale)
         self.t = t + 1
         return StepOutput(spikes, self.state[self.output].v)
 

@@ -37,20 +37,9 @@ def sample_masks(sim: FloatSimulator, p: float, seed: int, epoch: int, indices: 
 @contextmanager
 def dropout_applied(sim: FloatSimulator, masks: dict[str, torch.Tensor]) -> Iterator[None]:
     """Inside: every projection out of a masked population delivers its source's spikes times the mask."""
-    patched = []
+    previous = sim.source_scale
+    sim.source_scale = dict(masks)
     try:
-        for syn in sim.synapses:
-            mask = masks.get(syn.source)
-            if mask is None:
-                continue
-            inner = syn.apply
-
-            def masked(w: torch.Tensor, x: torch.Tensor, _inner=inner, _mask=mask) -> torch.Tensor:
-                return _inner(w, x * _mask)
-
-            syn.apply = masked  # an instance attribute shadows the method while inside
-            patched.append(syn)
         yield
     finally:
-        for syn in patched:
-            del syn.apply
+        sim.source_scale = previous
