@@ -383,6 +383,7 @@ def _row_l1_bound(proj: Projection) -> float:
     return float(np.asarray(m.sum(1)).max()) if m.shape[0] and m.shape[1] else 0.0
 
 
+SMALL_DENSE = 1 << 20  # entries of a sparse matrix up to which it runs as a dense int8 GEMM whatever its density
 MAX_UNROLLED_CONV = 1 << 20  # entries of a conv's unrolled matrix up to which the int8 GEMM runs it
 
 
@@ -401,7 +402,8 @@ def _int8_weights(proj: Projection, min_density: float = 0.02, max_entries: int 
     if proj.kind == "conv" and np.prod(proj.conv.out_shape) * np.prod(proj.conv.in_shape) > MAX_UNROLLED_CONV:
         return None
     m = proj.matrix()
-    if m.shape[0] * m.shape[1] > max_entries or m.nnz < min_density * m.shape[0] * m.shape[1] or m.nnz == 0:
+    small = m.shape[0] * m.shape[1] <= SMALL_DENSE  # a dense int8 GEMM of a small matrix beats CSR at any density
+    if m.shape[0] * m.shape[1] > max_entries or (m.nnz < min_density * m.shape[0] * m.shape[1] and not small) or m.nnz == 0:
         return None
     w = m.toarray().astype(np.int64)
     low = int(np.bitwise_or.reduce(np.abs(w[w != 0])))
