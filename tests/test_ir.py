@@ -53,7 +53,7 @@ def _recurrent(rng: np.random.Generator, n: int = 6, per_neuron: bool = True) ->
 def test_round_trip_is_lossless(tmp_path):
     net = _net(tmp_path)
     net = net.replace(settings=RunSettings(timesteps=8, encoding="rate", seed=7, data="digits", model="m.pt2", source_format="export"),
-                      conversion=ConversionRecord("max", 0.7, {"relu": 1.5}), mapping={"profile": "loihi2", "cores_used": 3, "x": [1, 2.5, None]})
+                      conversion=ConversionRecord("max", 0.7, {"relu": 1.5}), mapping=_mapping(net, x=[1, 2.5, None]))
     ir.save(net, tmp_path / "n.ncnet")
     back = ir.load(tmp_path / "n.ncnet")
     assert [p.name for p in back.populations] == [p.name for p in net.populations]
@@ -66,6 +66,25 @@ def test_round_trip_is_lossless(tmp_path):
             np.testing.assert_array_equal(a.bias, b.bias)
     assert back.settings == net.settings and back.conversion == net.conversion and back.mapping == net.mapping
     assert (back.inputs, back.outputs) == (net.inputs, net.outputs)
+
+
+def _mapping(net: Network, **extra) -> dict:
+    """The smallest placement the loader accepts: one core chunk per population (the map pass writes more)."""
+    pops = {p.name: {"chunks": [[0, p.size]]} for p in net.neurons}
+    return {"profile": "loihi2", "cores_used": len(pops), "layout": {}, "cores": [], "populations": pops, **extra}
+
+
+def test_a_placement_that_does_not_cover_its_populations_is_refused(tmp_path):
+    net = _net(tmp_path)
+    bad = _mapping(net)
+    name = net.neurons[0].name
+    bad["populations"][name]["chunks"] = [[0, 1]]
+    ir.save(net.replace(mapping=bad), tmp_path / "m.ncnet")
+    with pytest.raises(NeurocompileError, match=f"covers 1 of its {net.neurons[0].size} neurons"):
+        ir.load(tmp_path / "m.ncnet")
+    ir.save(net.replace(mapping={"profile": "loihi2"}), tmp_path / "m.ncnet")
+    with pytest.raises(NeurocompileError, match="map the network again"):
+        ir.load(tmp_path / "m.ncnet")
 
 
 def test_fixed_point_layer_and_per_neuron_parameters_round_trip(tmp_path):
@@ -118,7 +137,7 @@ def test_a_version_1_artifact_is_migrated_and_runs_as_it_did():
 
     net = ir.load(GOLDEN / "v1" / "mlp_build.ncnet")
     assert net.settings.timesteps == 16 and net.settings.encoding == "direct" and net.settings.data == "digits"
-    assert net.conversion.threshold_method == "percentile 99.9" and net.mapping["cores_used"] == 3
+    assert net.conversion.threshold_method == "percentile 99.9" and net.mapping is None  # v1 placements lack the layout
     assert net.quantized and set(net.fixed.synapses) == {pr.name for pr in net.projections}
     assert not any(pr.recurrent for pr in net.projections)
     ds = load_dataset("digits", seed=0)

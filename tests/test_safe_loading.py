@@ -371,7 +371,11 @@ def test_ncnet_save_is_deterministic(tmp_path):
 
     net = convert(_net(tmp_path), np.random.default_rng(0).random((16, 1, 8, 8)), timesteps=8, encoding="rate")
     net = quantize(net).with_settings(seed=5, data="digits")  # every typed record: settings, conversion, fixed layer, mapping
-    net = net.replace(mapping={"nested": {"a": [1, 2.5]}, "arr": np.arange(3)})
+    from neurocompile.passes.map import map_to_cores
+    from neurocompile.profiles import load_profile
+
+    net = map_to_cores(net, load_profile("loihi2"))
+    net = net.replace(mapping={**net.mapping, "nested": {"a": [1, 2.5]}, "arr": np.arange(3)})
     assert net.conversion is not None and net.fixed is not None
     ir.save(net, tmp_path / "a.ncnet")
     ir.save(copy.deepcopy(net), tmp_path / "b.ncnet")

@@ -179,6 +179,29 @@ def check_pruning(r: Any, pops: dict[str, Population]) -> None:
             raise Corrupt("pruning.before and pruning.after must map names to numbers")
 
 
+def check_mapping(m: Any, pops: dict[str, Population]) -> None:
+    """What the report and the energy model read from a placement: its profile, cores, layout and each population's core chunks."""
+    if m is None:
+        return
+    if not isinstance(m, dict):
+        raise Corrupt("mapping must be an object")
+    if not (isinstance(m.get("profile"), str) and is_int(m.get("cores_used")) and m["cores_used"] >= 0
+            and isinstance(m.get("layout"), dict) and isinstance(m.get("cores"), list) and isinstance(m.get("populations"), dict)):
+        raise Corrupt("mapping lacks its profile, cores_used, layout, cores or populations; map the network again")
+    for name, p in pops.items():
+        if p.kind == "input":
+            continue
+        rec = m["populations"].get(name)
+        chunks = rec.get("chunks") if isinstance(rec, dict) else None
+        at = 0
+        for c in chunks if isinstance(chunks, list) else [None]:
+            if not (isinstance(c, list) and len(c) == 2 and all(is_int(v) for v in c) and c[0] == at and c[1] > at):
+                raise Corrupt(f"mapping.populations[{name!r}] does not split its {p.size} neurons into consecutive core chunks")
+            at = c[1]
+        if at != p.size:
+            raise Corrupt(f"mapping.populations[{name!r}] covers {at} of its {p.size} neurons")
+
+
 def check_fixed(fx: Any, pops: dict[str, Population], projs: dict[str, Projection]) -> None:
     if fx is None:
         return

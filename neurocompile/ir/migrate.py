@@ -3,8 +3,9 @@
 Version 1 kept the integer parameters on the float nodes (``Population.quant``,
 ``Projection.qweight``/``weight_exp``), the run settings in an untyped
 ``meta`` dict, one ``input``/``output``, and inferred recurrence from the order
-of populations (an edge to the same or an earlier population). The rewrite is
-done on the JSON, before any object is built, so the arrays are reused as they
+of populations (an edge to the same or an earlier population); its core placement
+lacked the tile/mesh/chip layout and is dropped (``neurocompile map`` or the report
+places the network again). The rewrite is done on the JSON, before any object is built, so the arrays are reused as they
 are and the result goes through the same checks as a version-2 file.
 """
 from __future__ import annotations
@@ -60,9 +61,9 @@ def from_v1(header: dict) -> dict:
         conversion = {"__type__": "ConversionRecord", "threshold_method": meta.pop("threshold_method"),
                       "threshold_scale": meta.pop("threshold_scale", 1.0), "activation_scales": meta.pop("activation_scales", {})}
     settings = {"__type__": "RunSettings", **{k: meta.pop(k) for k in _SETTINGS if k in meta}}
-    mapping = meta.pop("mapping", None)
+    meta.pop("mapping", None)  # version 1's placement predates the tiles, mesh and chips: the map pass makes a new one
     return {
         "format": header.get("format"), "version": 2, "inputs": [header["input"]], "outputs": [header["output"]],
-        "settings": settings, "conversion": conversion, "fixed": fixed, "mapping": mapping,
+        "settings": settings, "conversion": conversion, "fixed": fixed, "mapping": None,
         "populations": pops, "projections": projs,
     }

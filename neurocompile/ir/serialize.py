@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import NeurocompileError
 from ..files import ArchiveTooLarge, NotAZip, first_line, open_zip, read_input_file, read_npy_member
-from .checks import check_conversion, check_fixed, check_population, check_projection, check_pruning, check_settings
+from .checks import check_conversion, check_fixed, check_mapping, check_population, check_projection, check_pruning, check_settings
 from .codec import Corrupt, pack, unpack
 from .graph import Network
 from .migrate import from_v1
@@ -59,8 +59,7 @@ def _build(header: Any, arrays: dict[str, np.ndarray]) -> Network:
     check_pruning(pruning, by_name)
     check_conversion(conversion)
     check_fixed(fixed, by_name, by_proj)
-    if mapping is not None and not isinstance(mapping, dict):
-        raise Corrupt("mapping must be an object")
+    check_mapping(mapping, by_name)
     names = [header["inputs"], header["outputs"]]
     if not all(isinstance(n, str) for group in names for n in group):
         raise Corrupt("inputs and outputs must be lists of population names")

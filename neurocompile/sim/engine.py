@@ -355,7 +355,8 @@ def _per_projection(fn: Callable) -> Callable:
         if hit is not None and hit[0]() is proj and all(r() is a for r, a in zip(hit[1], objects)):
             return hit[2]
         value = fn(proj, *args)
-        _PREPARED[key] = (weakref.ref(proj, lambda _, k=key: _PREPARED.pop(k, None)), tuple(map(weakref.ref, objects)), value)
+        # the callback binds the dict: at interpreter exit the module global may already be None
+        _PREPARED[key] = (weakref.ref(proj, lambda _, k=key, d=_PREPARED: d.pop(k, None)), tuple(map(weakref.ref, objects)), value)
         return value
 
     return prepared
