@@ -326,6 +326,14 @@ def print_table(rows: list[dict]) -> None:
 # ----------------------------------------------------------------------------- children (fresh processes)
 
 
+def lava_summary(row: dict) -> str:
+    """The Lava half of a network reported on its own line below the table."""
+    if not row.get("lava_run_rate"):
+        return "; Lava not run"
+    return (f"; Lava run {fmt_rate(row['lava_run_rate'])} ss/s = {row['ratio_run']:,.0f}x, whole call {row['ratio_call']:,.0f}x; "
+            f"counts+readout identical: {row['counts_identical']}, trains identical: {row['trains_identical']}")
+
+
 def child_events(spec: dict) -> dict:
     """One large sparse layer through the reference engine: delivered events per second."""
     from neurocompile.sim.run import period
@@ -550,9 +558,7 @@ def main() -> int:
                   f"the most any neuron-side speed-up could reach")
         leaky = compare_network("recurrent 1k leaky", leaky_net, rec_frames, args, lava_ok)
         if_rate = next(r["ref_rate"] for r in rows if r["network"] == "recurrent 1k")
-        lava_part = (f"; Lava run {fmt_rate(leaky['lava_run_rate'])} ss/s = {leaky['ratio_run']:,.0f}x, whole call {leaky['ratio_call']:,.0f}x; "
-                     f"counts+readout identical: {leaky['counts_identical']}, trains identical: {leaky['trains_identical']}"
-                     if leaky.get("lava_run_rate") else "; Lava not run")
+        lava_part = lava_summary(leaky)
         print(f"  recurrent 1k leaky (the same network, neurons leaky: dv = 512, v × 0.875 per step; the fused LIF step): reference "
               f"{fmt_rate(leaky['ref_rate'])} sample-steps/s, {leaky['ref_rate'] / if_rate:.2f}x its integrate-and-fire variant "
               f"({fmt_rate(if_rate)}), mean firing rate {leaky['rate']:.3f}{lava_part}", flush=True)
@@ -561,9 +567,7 @@ def main() -> int:
         rsnn_frames = graded_frames(args.ref_samples, period(rsnn), rsnn.population(rsnn.input).size, seed=3)
         pr = compare_network("pruned rsnn", rsnn, rsnn_frames, args, lava_ok)
         hidden = rsnn.population("hidden")
-        lava_part = (f"; Lava run {fmt_rate(pr['lava_run_rate'])} ss/s = {pr['ratio_run']:,.0f}x, whole call {pr['ratio_call']:,.0f}x; "
-                     f"counts+readout identical: {pr['counts_identical']}, trains identical: {pr['trains_identical']}"
-                     if pr.get("lava_run_rate") else "; Lava not run")
+        lava_part = lava_summary(pr)
         print(f"  pruned rsnn (HRSNN 2,000 → {hidden.size} neurons with per-neuron decays, "
               f"{rsnn.projection('hidden_to_hidden').weight.nnz:,} recurrent synapses, graded input): reference "
               f"{fmt_rate(pr['ref_rate'])} sample-steps/s, mean firing rate {pr['rate']:.3f}{lava_part}", flush=True)

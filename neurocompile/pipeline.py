@@ -28,7 +28,6 @@ from .frontend.load import program_batch_size
 from .outputs import build_folder, check_output_dir
 from .passes.convert import METHODS as THRESHOLD_METHODS, convert
 from .passes.finetune import FinetuneSettings, finetune, split_validation
-from .passes.finetune.surrogates import SURROGATES
 from .passes.map import map_to_cores
 from .passes.quantize import FixedPointFormat, quantize
 from .profiles import Profile, load_profile, load_profiles
@@ -36,7 +35,7 @@ from .report.energy import count_ops
 from .report.tables import layer_table, spikes_per_sample
 from .report.artifact import dumps
 from .report.html import render_html
-from .reporting import NETWORK_FILE, measured_sections
+from .reporting import NETWORK_FILE, load_build, measured_sections
 from .sim.ann import ann_forward
 from .sim.encoding import ENCODINGS
 from .sim.run import Evaluation, accuracy_vs_timesteps, decode, evaluate, frames_for, period
@@ -274,8 +273,7 @@ class BuildOptions:
             self.finetune_settings()  # its own checks (learning rate, surrogate)
 
     def finetune_settings(self) -> FinetuneSettings:
-        if self.surrogate not in SURROGATES:
-            raise NeurocompileError(f"unknown surrogate {self.surrogate!r}; accepted: {', '.join(SURROGATES)}")
+        """The fine-tuning settings of this build (FinetuneSettings checks its own values: learning rate, surrogate)."""
         return FinetuneSettings(epochs=self.finetune_epochs, timesteps=self.timesteps, lr=self.finetune_lr,
                                 surrogate=self.surrogate, reset=None if self.reset == "subtract" else self.reset, seed=self.seed)
 
@@ -339,9 +337,14 @@ def _snn_float_stage(st: BuildState) -> None:
     log(f"snn_float accuracy {st.stages['snn_float']['accuracy']:.4f} at T={st.options.timesteps}")
 
 
+def _sweep(st: BuildState, label: str) -> dict[int, float]:
+    """Float accuracy of the current network at each T of the build's sweep (one run at the longest)."""
+    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(st.options.t_sweep), progress=_bar(label))
+    return {T: round(a, 6) for T, a in acc.items()}
+
+
 def _sweep_stage(st: BuildState) -> None:
-    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(st.options.t_sweep), progress=_bar("accuracy vs T"))
-    st.sweep = {T: round(a, 6) for T, a in acc.items()}
+    st.sweep = _sweep(st, "accuracy vs T")
     if st.sweep:
         log(f"snn_float accuracy vs T: {st.sweep}")
 
@@ -360,8 +363,7 @@ def _finetune_stage(st: BuildState) -> None:
     st.stages["finetune"] = _stage(st.ev_float.accuracy(st.ds.y_test), len(st.x_test), epochs=o.finetune_epochs,
                                    mode="float, same schedule as the chip", **result.record())
     log(f"finetune accuracy {st.stages['finetune']['accuracy']:.4f} at T={o.timesteps}")
-    acc = accuracy_vs_timesteps(st.snn, st.x_test, st.ds.y_test, tuple(o.t_sweep), progress=_bar("accuracy vs T (fine-tuned)"))
-    st.sweep_finetuned = {T: round(a, 6) for T, a in acc.items()}
+    st.sweep_finetuned = _sweep(st, "accuracy vs T (fine-tuned)")
 
 
 def _quantize_stage(st: BuildState) -> None:
@@ -503,12 +505,7 @@ def run_artifact(out: str | Path, backend: str = "reference", samples: int | Non
     """Run a built artifact's network on the first ``samples`` test samples of its data set."""
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1):
         raise NeurocompileError(f"--samples must be a whole number ≥ 1 (got {samples!r})")
-    path = Path(out) / NETWORK_FILE
-    if not path.is_file():
-        raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); run `neurocompile build` first")
-    net = ir.load(path)
-    if not net.quantized or net.settings.data is None or not net.converted:
-        raise NeurocompileError(f"{path} is not a built network (not converted and quantised); run `neurocompile build` first")
+    net = load_build(out)
     ds = load_dataset(net.settings.data, seed=net.settings.seed)
     n = len(ds.x_test) if samples is None else min(samples, len(ds.x_test))
     x = shape_for_model(ds.x_test[:n], net.population(net.input).shape)

@@ -66,7 +66,9 @@ def measured_sections(net: Network, ops: dict, x_one: np.ndarray, profiles: Mapp
     return {"energy": energy_table(net, ops, profiles, places), "raster": spike_raster(net, trains, frames.shape[1])}
 
 
-def _load_network(out: Path) -> Network:
+def load_build(out: str | Path) -> Network:
+    """The built (converted, quantised) network of build folder ``out``, or a one-line error saying what to run."""
+    out = Path(out)
     path = out / NETWORK_FILE
     if not path.is_file():
         raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); run `neurocompile build` first")
@@ -84,7 +86,7 @@ def rebuild(out_dir: str | Path, *, quiet: bool = False) -> dict:
     (they need the source model), and the notes say so when there is none.
     """
     out = Path(out_dir)
-    net = _load_network(out)
+    net = load_build(out)
     old_path = out / "report.json"
     try:
         old = json.loads(old_path.read_text()) if old_path.is_file() else {}

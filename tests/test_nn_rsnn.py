@@ -13,7 +13,8 @@ import scipy.stats as st
 import torch
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.ir import Network, Population, Projection, RunSettings
+from neurocompile.frontend.rsnn import ingest_model
+from neurocompile.ir import Network
 from neurocompile.nn import CHRSNN, HRSNN, GammaTau, load_rsnn, save_rsnn
 from neurocompile.sim.float_sim import FloatSimulator, SpikeFunction
 
@@ -95,15 +96,8 @@ def test_layer_matches_numpy_loop_with_gaussian_weights():
 
 
 def ir_network(m: HRSNN) -> Network:
-    """The model's arrays written into the IR by hand (per-neuron fields as arrays)."""
-    arr = m.to_arrays()
-    pops = tuple(
-        Population(p.name, (p.size,), p.kind) if p.kind == "input" else
-        Population(p.name, (p.size,), p.kind, threshold=p.threshold, bias=p.bias, leak=p.leak,
-                   current_decay=p.current_decay, reset=p.reset)
-        for p in arr.populations)
-    projs = tuple(Projection(p.name, p.source, p.target, p.kind, p.weight, recurrent=p.recurrent) for p in arr.projections)
-    return Network(pops, projs, inputs=(arr.input,), outputs=(arr.output,), settings=RunSettings(timesteps=15))
+    """The model as the RSNN front end ingests it (per-neuron fields as arrays, the recurrent edge flagged)."""
+    return ingest_model(m, timesteps=15)
 
 
 def test_to_arrays_runs_identically_in_the_float_simulator():

@@ -64,11 +64,7 @@ def largest_lyapunov_exponent(W: object, tau: object, *, gain: float | np.ndarra
     after ``warmup`` steps. The tangent map (instead of a second, perturbed trajectory) avoids
     choosing a perturbation size and is exact. < 0: perturbations die out (stable); > 0: chaos.
     """
-    M, t = check_network(W, tau)
-    rng = rng_from(seed)
-    n = M.shape[0]
-    a = np.exp(-1.0 / t)
-    gW = _scaled(M, gain)
+    rng, n, a, gW = _rate_network(W, tau, gain, seed)
     x = rng.standard_normal(n) * settings.noise_std
     v = rng.standard_normal(n)
     v /= np.linalg.norm(v)
@@ -96,11 +92,7 @@ def memory_capacity(W: object, tau: object, *, gain: float | np.ndarray = 1.0,
     in-sample fit reaches corr² ≈ 1 for any network, so in-sample MC would reward size, not memory.
     Bounded by max_delay; ~n for a good linear reservoir when max_delay ≥ n.
     """
-    M, t = check_network(W, tau)
-    rng = rng_from(seed)
-    n = M.shape[0]
-    a = np.exp(-1.0 / t)
-    gW = _scaled(M, gain)
+    rng, n, a, gW = _rate_network(W, tau, gain, seed)
     w_in = rng.standard_normal(n) * settings.input_scale
     T = settings.washout + settings.steps
     u = rng.uniform(-1.0, 1.0, T)
@@ -130,6 +122,12 @@ def tau_objective(W: object, tau: object, *, settings: ObjectiveSettings = Objec
     lam = largest_lyapunov_exponent(W, tau, gain=settings.gain, settings=settings.simulation, seed=seed)
     mc = memory_capacity(W, tau, gain=settings.gain, settings=settings.memory, seed=seed)
     return mc - settings.lyapunov_penalty * max(0.0, lam), mc, lam
+
+
+def _rate_network(W: object, tau: object, gain: float | np.ndarray, seed: Seed) -> tuple[np.random.Generator, int, np.ndarray, sp.csr_matrix]:
+    """The leaky tanh rate network both measures simulate: (its random stream, size, per-step retention e^(-1/τ), g·W)."""
+    M, t = check_network(W, tau)
+    return rng_from(seed), M.shape[0], np.exp(-1.0 / t), _scaled(M, gain)
 
 
 def _scaled(M: sp.csr_matrix, gain: float | np.ndarray) -> sp.csr_matrix:

@@ -48,8 +48,11 @@ def recurrent_population(net: Network, name: str | None = None) -> tuple[Populat
 
 
 def _slice(pop: Population, kept: np.ndarray) -> Population:
-    fields = {f: (v[kept] if isinstance(v, np.ndarray) else v) for f in ("threshold", "leak", "current_decay", "bias")
-              for v in [getattr(pop, f)]}
+    """The kept neurons of ``pop``: per-neuron fields sliced, one-value fields as they are."""
+    fields = {}
+    for f in ("threshold", "leak", "current_decay", "bias"):
+        v = getattr(pop, f)
+        fields[f] = v[kept] if isinstance(v, np.ndarray) else v
     return dataclasses.replace(pop, shape=(len(kept),), **fields)
 
 
