@@ -1,6 +1,7 @@
 """Helpers shared by the tests (importable: pytest runs with pythonpath = tests)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -128,3 +129,39 @@ def fixed_network(populations, projections, neurons=None, synapses=None, *, inpu
         outputs=(outputs,) if isinstance(outputs, str) else tuple(outputs),
         settings=RunSettings(**settings), fixed=fixed,
     )
+
+
+def random_neuron_fixed(rng: np.random.Generator, n: int, hot: bool):
+    """Lava LIF parameters drawn to exercise every path: IF or leaky, decaying currents, wraps (``hot``), large biases."""
+    from neurocompile.ir import NeuronFixed
+
+    du = int(rng.choice([4095, 4095, rng.integers(0, 4096)]))  # < 4095: a synaptic current that decays
+    dv = int(rng.choice([0, rng.integers(1, 600), rng.integers(600, 4096)]))  # IF, mild or strong leak
+    vth = int(rng.integers(1, 40)) if hot else int(rng.choice([rng.integers(2, 300), (1 << 17) - 1]))
+    if rng.random() < 0.2:  # full int16 bias at a large exponent: v + u + bias wraps at 32 bits in Lava
+        return NeuronFixed(vth=vth, bias_mant=rng.integers(-(1 << 15), 1 << 15, n), bias_exp=int(rng.integers(12, 17)), du=du, dv=dv)
+    return NeuronFixed(vth=vth, bias_mant=rng.integers(-400, 400, n), bias_exp=int(rng.integers(0, 4)), du=du, dv=dv)
+
+
+def random_weights(rng: np.random.Generator, shape: tuple[int, ...], sign: str) -> np.ndarray:
+    if sign == "excitatory":
+        return rng.integers(0, 256, shape)
+    if sign == "inhibitory":
+        return rng.integers(-255, 1, shape)
+    return rng.integers(-256, 256, shape)  # odd values included: Lava floors them to even
+
+
+def random_projection(rng, name, src, dst, kind, shape, *, hot: bool, conv=None, density: float = 0.4,
+          recurrent: bool = False):
+    """A random dense/sparse/conv projection and its fixed-point weights; ``hot``: exponents that wrap Lava's 24-bit u."""
+    import scipy.sparse as sp
+
+    from neurocompile.ir import Projection, SynapseFixed
+
+    sign = rng.choice(["mixed", "mixed", "excitatory", "inhibitory"])
+    w = random_weights(rng, shape, sign)
+    if kind == "sparse":
+        w = sp.csr_matrix(w * (rng.random(shape) < density))
+    exp = int(rng.integers(5, 9)) if hot else int(rng.integers(-3, 3))  # hot: a_in << 6 beyond 24 bits
+    weight = w.astype(np.float64)
+    return Projection(name, src, dst, kind, weight, conv=conv, recurrent=recurrent), SynapseFixed(w, exp)

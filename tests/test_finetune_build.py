@@ -55,3 +55,17 @@ def test_finetune_pass_command_with_zero_reset(tmp_path, capsys):
     net = ir.load(ft)
     assert all(p.reset == "zero" for p in net.neurons if p.kind == "spiking") and not net.quantized
     assert not (tmp_path / "f.ncnet.checkpoint").exists()
+
+
+def test_a_zero_reset_build_lowers_to_stock_lifreset_only_and_runs_spike_identical(tmp_path):
+    """The stock-silicon option: fine-tuned for reset to zero, the network runs on Lava's own LIFReset (no PeriodicLIF)."""
+    pytest.importorskip("lava")
+    report = neurocompile.build(MLP, data="digits", out=tmp_path / "z", timesteps=2, finetune_epochs=2, reset="zero",
+                                lava_samples=8, backend="lava", t_sweep=(1, 2))
+    st = report["stages"]
+    assert st["lava"]["agreement"] == {"predictions": 1.0, "readout_identical": True, "spike_counts_identical": True}
+    neurons = [r for r in report["lowering"] if r["module"].startswith("lava.proc.lif") or "PeriodicLIF" in r["process"]]
+    assert [r["process"] for r in neurons] == ["LIFReset"] and neurons[0]["stock_loihi2"] is True
+    assert st["finetune"]["accuracy"] > st["snn_float"]["accuracy"]  # conversion at T = 2 is far off; training recovers
+    net = ir.load(tmp_path / "z" / "network.ncnet")
+    assert net.settings.schedule == "pipelined" and all(p.reset == "zero" for p in net.neurons if p.kind == "spiking")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 pytest.importorskip("lava")
 from neurocompile.backends import reference  # noqa: E402
 from neurocompile.ir_geometry import conv_output_hw  # noqa: E402
-from nc_testutils import fixed_network  # noqa: E402
+from nc_testutils import fixed_network, random_neuron_fixed as _quant, random_projection as _proj  # noqa: E402
 from neurocompile.ir import ConvSpec, Network, NeuronFixed, Population, Projection, SynapseFixed  # noqa: E402
 from neurocompile.sim.fixed_point import lava_weights  # noqa: E402
 
@@ -28,34 +28,6 @@ pytestmark = pytest.mark.lava
 N_SEEDS, SAMPLES, PERIOD = 8, 3, 14
 IN_SHAPE = (1, 4, 4)
 H1_SHAPE = (2, 4, 4)  # conv 3×3, padding 1
-
-
-def _quant(rng: np.random.Generator, n: int, hot: bool) -> NeuronFixed:
-    du = int(rng.choice([4095, 4095, rng.integers(0, 4096)]))  # < 4095: a synaptic current that decays
-    dv = int(rng.choice([0, rng.integers(1, 600), rng.integers(600, 4096)]))  # IF, mild or strong leak
-    vth = int(rng.integers(1, 40)) if hot else int(rng.choice([rng.integers(2, 300), (1 << 17) - 1]))
-    if rng.random() < 0.2:  # full int16 bias at a large exponent: v + u + bias wraps at 32 bits in Lava
-        return NeuronFixed(vth=vth, bias_mant=rng.integers(-(1 << 15), 1 << 15, n), bias_exp=int(rng.integers(12, 17)), du=du, dv=dv)
-    return NeuronFixed(vth=vth, bias_mant=rng.integers(-400, 400, n), bias_exp=int(rng.integers(0, 4)), du=du, dv=dv)
-
-
-def _weights(rng: np.random.Generator, shape: tuple[int, ...], sign: str) -> np.ndarray:
-    if sign == "excitatory":
-        return rng.integers(0, 256, shape)
-    if sign == "inhibitory":
-        return rng.integers(-255, 1, shape)
-    return rng.integers(-256, 256, shape)  # odd values included: Lava floors them to even
-
-
-def _proj(rng, name, src, dst, kind, shape, *, hot: bool, conv: ConvSpec | None = None, density: float = 0.4,
-          recurrent: bool = False) -> tuple[Projection, SynapseFixed]:
-    sign = rng.choice(["mixed", "mixed", "excitatory", "inhibitory"])
-    w = _weights(rng, shape, sign)
-    if kind == "sparse":
-        w = sp.csr_matrix(w * (rng.random(shape) < density))
-    exp = int(rng.integers(5, 9)) if hot else int(rng.integers(-3, 3))  # hot: a_in << 6 beyond 24 bits
-    weight = w.astype(np.float64)
-    return Projection(name, src, dst, kind, weight, conv=conv, recurrent=recurrent), SynapseFixed(w, exp)
 
 
 def random_network(seed: int, n2: int = 12, n3: int = 8, n_out: int = 4, recurrent: bool = False) -> Network:

@@ -16,7 +16,7 @@ from .codec import Corrupt, is_int
 from .fixed import FixedPoint, NeuronFixed, SynapseFixed
 from .graph import NEURON_FIELDS, ConvSpec, Population, Projection
 from .limits import MAX_CONV_TAPS, MAX_POPULATION_SIZE, MAX_SEED, MAX_TIMESTEPS
-from .records import ENCODINGS, ConversionRecord, PruningRecord, RunSettings
+from .records import ENCODINGS, SCHEDULES, ConversionRecord, PruningRecord, RunSettings
 
 
 def is_num(v: Any) -> bool:
@@ -146,6 +146,8 @@ def check_settings(s: Any) -> None:
         raise Corrupt(f"settings.seed must be an integer in [0, {MAX_SEED}), got {s.seed!r}"[:200])
     if s.encoding not in ENCODINGS:
         raise Corrupt(f"settings.encoding must be one of {', '.join(ENCODINGS)}, got {s.encoding!r}"[:200])
+    if s.schedule not in SCHEDULES:
+        raise Corrupt(f"settings.schedule must be one of {', '.join(SCHEDULES)}, got {s.schedule!r}"[:200])
     for f in ("data", "model", "source_format"):
         if getattr(s, f) is not None and not isinstance(getattr(s, f), str):
             raise Corrupt(f"settings.{f} must be a string")

@@ -22,6 +22,22 @@ and ``sim/engine.py`` give the exact arithmetic):
   at the last step of the period. Their bias is applied by the decoder
   (``logits = v + T * bias``), so bias and input are weighted equally.
 
+The ``pipelined`` schedule (``settings.schedule``; the layout Lava's stock
+``LIFReset`` runs, with no custom neuron process) differs in three points:
+
+* ``P = T``. A population at depth ``d`` works on a sample during its own
+  *window*, steps ``d .. d + P - 1`` of the sample's period (the input's window
+  is the period itself), so each window trails its source's by exactly the
+  one-step synaptic delay.
+* The first step of a window resets ``u`` and ``v`` to zero and then
+  integrates that step's input and bias like any other step (LIFReset's rule);
+  nothing is discarded. In window coordinates, step ``i`` of a population
+  receives step ``i`` of its source: samples stay independent and a whole
+  network is the plain zero-delay recurrence snnTorch-style simulators run.
+* Only layered feed-forward graphs qualify: every projection goes from depth
+  ``d`` to ``d + 1`` (a skip or recurrent edge would deliver another window's,
+  i.e. another sample's, spikes); :meth:`Network.pipeline_problem` says why not.
+
 Float parameters live here; the integer ones a target runs are a separate
 layer (:class:`neurocompile.ir.fixed.FixedPoint`) that the quantize pass adds.
 """
@@ -247,11 +263,27 @@ class Network:
 
     def depth(self) -> int:
         """Longest feed-forward path (in projections) from an input to the output."""
+        return self.depths()[self.output]
+
+    def depths(self) -> dict[str, int]:
+        """Each population's longest feed-forward path from an input (inputs 0): its window offset when pipelined."""
         d = {name: 0 for name in self.inputs}
         for p in self.neurons:
             srcs = [d[pr.source] for pr in self.incoming(p.name) if not pr.recurrent and pr.source in d]
             d[p.name] = 1 + max(srcs) if srcs else 0
-        return d[self.output]
+        return d
+
+    def pipeline_problem(self) -> str | None:
+        """Why the ``pipelined`` schedule cannot run this graph (None: it can): it needs every projection from depth d to d + 1."""
+        d = self.depths()
+        for pr in self.projections:
+            if pr.recurrent:
+                return f"projection {pr.name!r} is recurrent"
+            if d[pr.target] != d[pr.source] + 1:
+                return f"projection {pr.name!r} skips from depth {d[pr.source]} to {d[pr.target]}"
+        if len(self.inputs) != 1:
+            return "the network has several inputs"
+        return None
 
     # -- changes -------------------------------------------------------------
     def replace(self, **kw) -> "Network":
@@ -303,5 +335,7 @@ class Network:
                 v = np.asarray(getattr(p, f))
                 if v.ndim not in (0, 1) or (v.ndim == 1 and v.shape != (p.size,)):
                     raise NeurocompileError(f"population {p.name!r}: {f} must be one value or {p.size} values, got shape {v.shape}")
+        if self.settings.schedule == "pipelined" and (why := self.pipeline_problem()):
+            raise NeurocompileError(f"the pipelined schedule needs a layered feed-forward graph, but {why}; use the periodic schedule")
         if self.fixed is not None:
             self.fixed.check_covers([p.name for p in order], [pr.name for pr in self.projections])

@@ -6,6 +6,8 @@ from typing import Literal
 
 Encoding = Literal["direct", "rate"]
 ENCODINGS: tuple[str, ...] = ("direct", "rate")
+Schedule = Literal["periodic", "pipelined"]
+SCHEDULES: tuple[str, ...] = ("periodic", "pipelined")
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,10 @@ class RunSettings:
     ``timesteps`` None means the network is not spiking yet (an ANN straight
     from the front end). ``seed`` drives rate encoding and the data split;
     ``data`` names the data set (a name or a file with its digest) the build used.
+    ``schedule`` is how a sample's steps are laid out (``ir/graph.py``):
+    ``periodic`` (every population resets on the same step; what the custom
+    PeriodicLIF runs) or ``pipelined`` (each population's window trails its
+    source's by the synaptic delay; what Lava's stock ``LIFReset`` runs).
     """
 
     timesteps: int | None = None
@@ -23,6 +29,7 @@ class RunSettings:
     data: str | None = None
     model: str | None = None
     source_format: str | None = None
+    schedule: Schedule = "periodic"
 
 
 @dataclass(frozen=True)

@@ -503,12 +503,12 @@ def simulate(
     record: bool = False,
     readout_steps: tuple[int, ...] = (),
 ) -> SimResult:
-    """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir/graph.py).
+    """Run ``frames`` (B, P, n_in) through ``net``; P is the period (ir/graph.py), in the network's schedule.
 
     ``readout_steps``: steps after which the readout's ``v`` is also kept. A run
     of ``T`` time steps is a prefix of a longer one (same input on every step,
     rate frames drawn in step order), so one long run gives the readout of every
-    shorter ``T'`` at step ``T' + depth - 1``: an accuracy-vs-T sweep costs one run.
+    shorter ``T'`` at ``sim.run.readout_step`` (``T' + depth - 1``; ``T' - 1`` pipelined): a sweep costs one run.
     The engine is fixed point only (``mode`` names that at call sites); the float model is
     :class:`~.float_sim.FloatSimulator`.
     """
@@ -529,24 +529,37 @@ def simulate(
     ]
     incoming = {p.name: [s for s in synapses if s.proj.target == p.name] for p in net.neurons}
     in_bound = {name: sum(getattr(s, "out_bound", math.inf) for s in syns) for name, syns in incoming.items()}
-    neurons = {p.name: _Neurons(p, net.neuron_fixed(p.name), B, in_bound[p.name], P) for p in net.neurons}
+    pipelined = net.settings.schedule == "pipelined"
+    # spikes per neuron and period: P - 1 integrating steps periodic, P pipelined (the counters' width)
+    neurons = {p.name: _Neurons(p, net.neuron_fixed(p.name), B, in_bound[p.name], P + pipelined) for p in net.neurons}
     # direct input: the input's projections deliver the same message on every step after the reset
     static = {name: [static_input and syn.proj.source == net.input for syn in syns] for name, syns in incoming.items()}
     counts = {name: n.counts for name, n in neurons.items() if n.counts is not None}
     trains = {name: [] for name in counts} if record else None
+    outgoing = {name: [s for s in synapses if s.proj.source == name] for name in (net.input, *neurons)}
+
+    def send(name: str, s: torch.Tensor, t: int) -> None:
+        for syn in outgoing[name]:
+            if not (static_input and t > 0 and name == net.input):
+                syn.accept(s)
+
     for t in range(P):
         out = {net.input: frames[:, t]}
+        if pipelined:  # window coordinates (ir/graph.py): step t of a population takes step t of its sources
+            send(net.input, out[net.input], t)
         for name, nrn in neurons.items():
             if t == 0:
                 s = nrn.reset()
-            else:
+            if t > 0 or pipelined:  # periodic: the reset step integrates nothing; pipelined: reset, then integrate
                 s = nrn.step([syn.message() for syn in incoming[name]], static[name])
             out[name] = s
+            if pipelined:
+                send(name, s, t)
             if record and name in trains:
                 trains[name].append(s.detach().bool())
-        for syn in synapses:
-            if not (static_input and t > 0 and syn.proj.source == net.input):
-                syn.accept(out[syn.proj.source])
+        if not pipelined:  # one step of delay: what was sent at t arrives at t + 1
+            for name, s in out.items():
+                send(name, s, t)
         if t in readout_steps:
             readouts_at[t] = neurons[net.output].state()[1].clone()
     # integers stay in the dtype they were computed in (int32 on the fast path: exact, and a

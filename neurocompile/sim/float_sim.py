@@ -385,6 +385,8 @@ class FloatSimulator(nn.Module):
         self.output = net.output
         self.trainable = trainable
         self.timesteps = net.settings.timesteps
+        # ir/graph.py: pipelined steps run in window coordinates (no delay; the first step integrates too)
+        self.pipelined = net.settings.schedule == "pipelined"
         self.spike_fn: SpikeFunction = spike_fn if spike_fn is not None else FastSigmoid()
         self.neurons = nn.ModuleList(NeuronParameters(p, dtype, trainable) for p in net.neurons)
         self.synapses = nn.ModuleList(SynapseParameters(pr, dtype, trainable, factorise_pooled) for pr in net.projections)
@@ -491,36 +493,47 @@ class FloatSimulator(nn.Module):
         """One step; ``latest`` (None: track ``last_spike`` in the state) collects spike times for :meth:`_set_last_spikes`."""
         if self._derived is None:
             raise NeurocompileError("call reset(batch) before step()")
-        d, t = self._derived, self.t
+        d, t, pipelined = self._derived, self.t, self.pipelined
         spikes: dict[str, torch.Tensor] = {}
         out: list[torch.Tensor | None] = [None] * len(self.neurons)
+        if pipelined:
+            self._send(d, None, frame, t, input_static)
         for k, p in enumerate(self.neurons):
             st = self.state[p.name]
-            if t == 0:  # the reset step: state already zero (reset())
+            if t == 0 and not pipelined:  # the reset step: state already zero (reset())
                 s = None if p.kind == "readout" else st.v.new_zeros(st.v.shape)
-            else:
+            else:  # pipelined: the state was zeroed by reset(); the first step integrates like the others
                 s = self._update(k, p, st, d, t, track_last=latest is None)
             out[k] = s
             if s is not None:
                 spikes[p.name] = s
-                if t:
+                if t or pipelined:
                     self.spike_counts[p.name] = self.spike_counts[p.name] + s
-                    if latest is not None:
-                        _note_spikes(latest, p.name, s, t, isinstance(self.spike_fn, SurrogateSpike))
-        if send:
-            for j, syn in enumerate(self.synapses):
-                src = self._source[j]
-                if src is None:
-                    if not (input_static and t > 0):  # a static input's message is the same every step
-                        self._messages[j] = syn.apply(d.weights[j], frame)
-                elif t == 0:
-                    self._messages[j] = None  # the reset step emits nothing: zeros, not worth a product
-                else:
-                    sent = out[src]
-                    scale = self.source_scale.get(syn.source)
-                    self._messages[j] = syn.apply(d.weights[j], sent if scale is None else sent * scale)
+                    if latest is not None:  # noted as t + 1 when pipelined: 0 stands for "no spike yet"
+                        _note_spikes(latest, p.name, s, t + pipelined, isinstance(self.spike_fn, SurrogateSpike))
+                if pipelined:
+                    self._send(d, k, s, t, input_static)
+        if send and not pipelined:  # one step of delay: these arrive at t + 1
+            self._send(d, None, frame, t, input_static)
+            for k, s in enumerate(out):
+                if s is not None:
+                    self._send(d, k, s, t, input_static)
         self.t = t + 1
         return StepOutput(spikes, self.state[self.output].v)
+
+    def _send(self, d: _Derived, source: int | None, sent: torch.Tensor, t: int, input_static: bool) -> None:
+        """The messages of the projections leaving ``source`` (None: the input, ``sent`` its frame)."""
+        for j, syn in enumerate(self.synapses):
+            if self._source[j] != source:
+                continue
+            if source is None:
+                if not (input_static and t > 0):  # a static input's message is the same every step
+                    self._messages[j] = syn.apply(d.weights[j], sent)
+            elif t == 0 and not self.pipelined:
+                self._messages[j] = None  # the reset step emits nothing: zeros, not worth a product
+            else:
+                scale = self.source_scale.get(syn.source)
+                self._messages[j] = syn.apply(d.weights[j], sent if scale is None else sent * scale)
 
     def _update(self, k: int, p: NeuronParameters, st: PopulationState, d: _Derived, t: int,
                 track_last: bool = True) -> torch.Tensor | None:
@@ -561,7 +574,7 @@ class FloatSimulator(nn.Module):
         latest = None if self.spike_fn.uses_spike_time else {}
         for t in range(P):
             # the last step's messages never arrive
-            o = self._step(frames[:, t], send=t < P - 1, input_static=input_static, latest=latest)
+            o = self._step(frames[:, t], send=t < P - 1 or self.pipelined, input_static=input_static, latest=latest)
             for name, s in o.spikes.items():
                 if record:
                     trains[name].append(s.detach().bool())
@@ -580,4 +593,5 @@ class FloatSimulator(nn.Module):
     def _set_last_spikes(self, latest: dict[str, torch.Tensor]) -> None:
         """The state's ``last_spike`` from :func:`_note_spikes`' latest spike steps (0: none, so -inf)."""
         for name, m in latest.items():
-            self.state[name] = dataclasses.replace(self.state[name], last_spike=m.masked_fill_(m == 0, -math.inf))
+            last = m.masked_fill_(m == 0, -math.inf) - (1 if self.pipelined else 0)  # pipelined: noted as t + 1
+            self.state[name] = dataclasses.replace(self.state[name], last_spike=last)

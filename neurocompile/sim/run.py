@@ -15,8 +15,13 @@ from .float_sim import FloatSimResult, FloatSimulator
 
 
 def period(net: Network) -> int:
-    """Steps per sample: T steps of input reach the readout after ``depth`` delays (ir/graph.py)."""
-    return net.timesteps + net.depth()
+    """Steps per sample (ir/graph.py): periodic, T steps of input reach the readout after ``depth`` delays; pipelined, T."""
+    return net.timesteps + (0 if net.settings.schedule == "pipelined" else net.depth())
+
+
+def readout_step(net: Network, timesteps: int) -> int:
+    """The step of the period after which the readout holds ``timesteps`` steps of input (one run serves every shorter T)."""
+    return timesteps - 1 + (0 if net.settings.schedule == "pipelined" else net.depth())
 
 
 def frames_for(net: Network, x: np.ndarray, fixed: bool, first_index: int = 0) -> torch.Tensor:
@@ -87,7 +92,9 @@ def evaluate(net: Network, x: np.ndarray, mode: str, batch_size: int = 256, prog
         logits.append(decode(net, r.readout.numpy(), fixed))
         for k, v in r.spike_counts.items():
             counts.setdefault(k, []).append(v.sum(1).double().numpy())
-        events.append((frames[:, :-1] != 0).sum((1, 2)).numpy())  # frame t arrives at step t + 1: the last is never delivered
+        # periodic: frame t arrives at step t + 1, so the last is never delivered; pipelined: every frame is
+        delivered = frames if net.settings.schedule == "pipelined" else frames[:, :-1]
+        events.append((delivered != 0).sum((1, 2)).numpy())
     return Evaluation(np.concatenate(logits), {k: np.concatenate(v) for k, v in counts.items()}, np.concatenate(events))
 
 
@@ -101,7 +108,7 @@ def accuracy_vs_timesteps(net: Network, x: np.ndarray, y: np.ndarray, timesteps:
     if not timesteps:
         return {}
     longest = net.with_settings(timesteps=max(timesteps))
-    steps = {T: T + net.depth() - 1 for T in timesteps}
+    steps = {T: readout_step(net, T) for T in timesteps}
     decoders = {T: net.with_settings(timesteps=T) for T in timesteps}
     correct = dict.fromkeys(timesteps, 0)
     y = np.asarray(y)

@@ -127,7 +127,9 @@ class LavaBackend:
 
         counts, trains = {}, ({} if record else None)
         readout = None
-        state = {n.population: load(n.label, "state") for n in plan.neurons} if self.precision == "fixed_pt" else None
+        # the final (u, v): PeriodicLIF saves it; a pipelined run's populations end at different window steps, so none
+        keep_state = self.precision == "fixed_pt" and plan.schedule == "periodic"
+        state = {n.population: load(n.label, "state") for n in plan.neurons} if keep_state else None
         for n in plan.neurons:
             if not n.readout:
                 counts[n.population] = load(n.label, "counts").astype(np.int64)

@@ -41,7 +41,10 @@ def describe_lowering(net: Network, frames: np.ndarray | None = None) -> list[di
         frames = np.full((1, 1, n_in), 255 if graded else 1, np.int64)
     plan = plan_lowering(net, frames)
     rows = [_describe_source(plan)]
-    rows.append(_describe_neurons(plan))
+    if plan.schedule == "pipelined":
+        rows += _describe_stock_neurons(plan)
+    else:
+        rows.append(_describe_neurons(plan))
     for process in ("Dense", "Sparse", "Conv"):
         syn = [s for s in plan.synapses if s.process == process]
         if syn:
@@ -60,7 +63,8 @@ def _describe_source(plan: LoweringPlan) -> dict:
     return {"process": "RingBuffer", "module": "lava.proc.io.source", "count": 1, "stock_loihi2": plan.input_bits <= LOIHI2_MESSAGE_BITS, "note": note}
 
 
-def _describe_neurons(plan: LoweringPlan) -> dict:
+def _width_issues(plan: LoweringPlan) -> list[str]:
+    """Loihi 2 register widths a plan's neurons exceed (the CPU simulation does not enforce them)."""
     issues = []
     for n in plan.neurons:
         if not n.readout and _out_of(n.bias_mant, *LOIHI2_BIAS_MANT):
@@ -69,6 +73,11 @@ def _describe_neurons(plan: LoweringPlan) -> dict:
             issues.append(f"{n.population}: bias_exp {n.bias_exp} outside [{LOIHI2_BIAS_EXP[0]}, {LOIHI2_BIAS_EXP[1]}]")
         if not n.readout and np.max(n.vth) > LOIHI2_VTH_MAX:
             issues.append(f"{n.population}: vth exceeds {_FMT.vth_bits} bits")
+    return issues
+
+
+def _describe_neurons(plan: LoweringPlan) -> dict:
+    issues = _width_issues(plan)
     resets = sorted({n.reset for n in plan.neurons if not n.readout})
     note = (
         "custom process (neurocompile_lava.procs.periodic_lif) with Python models only: Lava's fixed-point LIF update bit for bit, "
@@ -79,6 +88,28 @@ def _describe_neurons(plan: LoweringPlan) -> dict:
     if issues:
         note += " Loihi 2 register widths exceeded: " + "; ".join(issues) + "."
     return {"process": "PeriodicLIF", "module": "neurocompile_lava.procs.periodic_lif.process", "count": len(plan.neurons), "stock_loihi2": False, "note": note}
+
+
+def _describe_stock_neurons(plan: LoweringPlan) -> list[dict]:
+    """The pipelined schedule: every population a stock LIFReset, plus the host-side probes that read it."""
+    issues = _width_issues(plan)
+    note = (
+        f"stock lava.proc.lif.process LIFReset (reset to zero; u and v zeroed every {plan.period} steps, each population "
+        "at its own offset, its depth in the network, so that its window trails its source's by the synaptic delay: "
+        "the pipelined schedule). Loihi 2 runs it with lava-loihi's own LIF models, no custom microcode; "
+        "not verified here (lava-loihi is not installed). The readout is a LIFReset whose threshold it provably never reaches."
+    )
+    if issues:
+        note += " Loihi 2 register widths exceeded: " + "; ".join(issues) + "."
+    neurons = {"process": "LIFReset", "module": "lava.proc.lif.process", "count": len(plan.neurons), "stock_loihi2": not issues, "note": note}
+    probes = {
+        "process": "SpikeRecorder + Read", "module": "neurocompile_lava.procs.spike_recorder, lava.proc.io.sink",
+        "count": sum(not n.readout for n in plan.neurons) + 1, "stock_loihi2": "host probe",
+        "note": "host-side probes, not chip processes: a spike recorder per spiking population (counts per window, saved with "
+                "np.save; Lava's sink would be read back at ~26 k values/s) and Lava's stock Read of the readout's v at the "
+                "last step of each window.",
+    }
+    return [neurons, probes]
 
 
 def _describe_synapses(process: str, syn: list[SynapsePlan], input_population: str) -> dict:

@@ -29,6 +29,7 @@ from neurocompile.ir import ConvSpec, Network, Population, Projection
 from neurocompile.target import LOIHI2
 
 ConnProcess = Literal["Dense", "Sparse", "Conv"]
+Schedule = Literal["periodic", "pipelined"]
 Precision = Literal["fixed_pt", "floating_pt"]
 
 DECAY_MAX = LOIHI2.param_ranges["du"][1]  # du, dv: 12-bit unsigned (lava/proc/lif/models.py PyLifModelBitAcc docstring)
@@ -53,6 +54,7 @@ class NeuronPlan:
     vth: int | np.ndarray
     bias_mant: np.ndarray  # int64, per neuron; 0 for readouts (the decoder adds their bias)
     bias_exp: int
+    window: int = 0  # pipelined schedule: the population's depth, the step of the period its window starts at
 
     def float_params(self) -> dict:
         """The same neuron in Lava's floating-point LIF units (``neurocompile.target``'s float equivalents).
@@ -106,10 +108,12 @@ class LoweringPlan:
     input_bits: int  # 0 for binary (rate-coded) input, else graded payload width incl. sign
     neurons: tuple[NeuronPlan, ...]
     synapses: tuple[SynapsePlan, ...]
+    schedule: Schedule = "periodic"  # ir/graph.py; pipelined lowers to stock LIFReset processes
 
     @property
     def steps(self) -> int:
-        return self.period * self.samples
+        """Steps to run: pipelined, the last window ends ``window`` steps after the last period."""
+        return self.period * self.samples + (max((n.window for n in self.neurons), default=0) if self.schedule == "pipelined" else 0)
 
 
 # -- weights --------------------------------------------------------------
@@ -206,7 +210,7 @@ def _per_neuron_ints(where: str, field: str, value, size: int, lo: int, hi: int,
     return int(ints[0]) if ints.size and bool(np.all(ints == ints[0])) else ints.astype(np.int64)
 
 
-def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
+def _neuron_plan(net: Network, index: int, pop: Population, window: int = 0) -> NeuronPlan:
     if pop.kind not in ("spiking", "readout"):
         raise NeurocompileError(f"population {pop.name!r} has kind {pop.kind!r}; only the network's inputs may have kind 'input'")
     q = net.neuron_fixed(pop.name)
@@ -241,6 +245,7 @@ def _neuron_plan(net: Network, index: int, pop: Population) -> NeuronPlan:
         vth=vth,
         bias_mant=bias,
         bias_exp=bias_exp,
+        window=window,
     )
 
 
@@ -277,10 +282,12 @@ def plan_lowering(net: Network, frames: np.ndarray) -> LoweringPlan:
         raise NeurocompileError("the network is not quantised; run the quantize pass before a Lava run")
     frames = check_frames(net, frames)
     bits = payload_bits(frames)
-    neurons = tuple(_neuron_plan(net, i, p) for i, p in enumerate(net.neurons, start=1))
+    schedule = net.settings.schedule
+    windows = net.depths() if schedule == "pipelined" else {}
+    neurons = tuple(_neuron_plan(net, i, p, windows.get(p.name, 0)) for i, p in enumerate(net.neurons, start=1))
     input_max = int(np.abs(frames).max()) if frames.size else 0
     synapses = tuple(_synapse_plan(net, pr, bits, input_max) for pr in net.projections)
-    return LoweringPlan(
+    plan = LoweringPlan(
         period=int(frames.shape[1]),
         samples=int(frames.shape[0]),
         input_population=net.input,
@@ -288,4 +295,49 @@ def plan_lowering(net: Network, frames: np.ndarray) -> LoweringPlan:
         input_bits=bits,
         neurons=neurons,
         synapses=synapses,
+        schedule=schedule,
     )
+    if schedule == "pipelined":
+        check_stock(plan, input_max)
+    return plan
+
+
+# -- the pipelined schedule on stock processes ------------------------------
+
+READOUT_VTH = LOIHI2.param_ranges["vth"][1]  # a stock LIFReset readout must never fire: the largest threshold
+
+
+def check_stock(plan: LoweringPlan, input_max: int) -> None:
+    """What Lava's stock ``LIFReset`` needs to run a pipelined plan exactly, or one NeurocompileError.
+
+    LIFReset resets ``v`` to zero and takes one ``du``, ``dv`` and ``vth`` per
+    process (lava/proc/lif/process.py); the readout is a LIFReset too, whose
+    ``v`` must stay at or below ``READOUT_VTH << 6`` for a whole window so
+    that it never fires (bounded as in the engine: with inputs of at most A,
+    ``|u| <= 64·A·4096/(du+1)`` and ``|v| <= P·|u|``; its bias is the decoder's).
+    """
+    for n in plan.neurons:
+        where = f"population {n.population!r}"
+        if not n.readout and n.reset != "zero":
+            raise NeurocompileError(f"{where} resets by subtraction, but the pipelined schedule lowers to Lava's LIFReset, "
+                                    "which resets to zero; fine-tune with --reset zero or use the periodic schedule")
+        for f in ("du", "dv", "vth"):
+            if not isinstance(getattr(n, f), int):
+                raise NeurocompileError(f"{where} has one {f} per neuron; Lava's LIFReset takes one per process (use the periodic schedule)")
+        if n.readout:
+            fan_in = sum(_row_bound(s, input_max if s.source == plan.input_population else 1)
+                         for s in plan.synapses if s.target == n.population)
+            u_max = 64 * fan_in * 4096 / (n.du + 1)
+            if plan.period * u_max >= READOUT_VTH << 6:  # a readout's bias is the decoder's (0 here)
+                raise NeurocompileError(f"{where}: the readout's v could reach the largest threshold ({READOUT_VTH} << 6) within a "
+                                        f"window of {plan.period} steps, and a stock LIFReset readout would then fire; use the periodic schedule")
+
+
+def _row_bound(s: SynapsePlan, payload: int) -> float:
+    """The largest |message| the projection can send to one neuron: max row L1 of the weights Lava applies, times the payload."""
+    w = LOIHI2.lava_weights(s.weights, mode=s.sign_mode)
+    if s.process == "Conv":
+        rows = np.abs(w).reshape(w.shape[0], -1).sum(1)
+    else:
+        rows = np.asarray(abs(w).sum(1)).ravel()
+    return float(rows.max(initial=0)) * payload * 2.0**s.weight_exp

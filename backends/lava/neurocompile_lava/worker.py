@@ -268,7 +268,7 @@ def run_job(job_dir: Path, fail) -> dict:
     from lava.magma.core.run_conditions import RunSteps
 
     from neurocompile import ir
-    from neurocompile_lava.lowering import build
+    from neurocompile_lava.lowering import build, save_probe_records
     from neurocompile_lava.plan import plan_lowering
 
     spec = json.loads((job_dir / "job.json").read_text())
@@ -298,6 +298,7 @@ def run_job(job_dir: Path, fail) -> dict:
             fail(f"Lava simulation failed: {_describe(errors[0][0])}", errors[0][1])
         fail(f"Lava simulation failed: {_describe(exc)}", traceback.format_exc())
     stop_watch.set()
+    save_probe_records(lava_net, str(job_dir / "records"))  # Var reads: before stop()
     anchor.stop()
     t4 = time.perf_counter()
     return {"steps": plan.steps, "build_s": t1 - t0, "compile_s": t2 - t1, "run_s": t3 - t2, "stop_s": t4 - t3}

@@ -82,13 +82,19 @@ class FinetuneResult:
 
 
 def prepare_network(net: Network, settings: FinetuneSettings) -> Network:
-    """``net`` at the training T, its spiking populations re-targeted to ``settings.reset`` when given."""
+    """``net`` at the training T, re-targeted to ``settings.reset`` and ``settings.schedule`` (see FinetuneSettings)."""
     if not net.converted:
         raise NeurocompileError("finetune needs a converted spiking network; run `neurocompile convert` first")
     net = net.with_settings(timesteps=settings.timesteps).replace(fixed=None)
     if settings.reset is not None:
         net = net.replace(populations=tuple(dataclasses.replace(p, reset=settings.reset) if p.kind == "spiking" else p
                                             for p in net.populations))
+    schedule = settings.schedule
+    if schedule is None:
+        stock = all(p.reset == "zero" for p in net.populations if p.kind == "spiking") and net.pipeline_problem() is None
+        schedule = "pipelined" if stock else net.settings.schedule
+    net = net.with_settings(schedule=schedule)
+    net.validate()  # a pipelined schedule asked for on a graph that cannot run it: one line saying why
     return net
 
 

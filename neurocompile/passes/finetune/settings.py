@@ -12,6 +12,7 @@ from ...ir import MAX_SEED, MAX_TIMESTEPS
 from .surrogates import SURROGATES
 
 ResetMode = Literal["subtract", "zero"]
+Schedule = Literal["periodic", "pipelined"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class FinetuneSettings:
     passing straight through to the float parameters.
     ``reset``: re-target the spiking populations to this reset before training
     (``"zero"``: Lava's stock LIF); None keeps the network's.
+    ``schedule``: the step layout trained for (``neurocompile/ir/graph.py``).
+    None: ``pipelined`` when every spiking population resets to zero and the
+    graph is layered (then the network lowers to Lava's stock ``LIFReset``,
+    with ``P = T`` steps per sample), else the network's own.
     ``device``: ``"auto"`` picks CUDA where present, else the CPU.
     """
 
@@ -60,6 +65,7 @@ class FinetuneSettings:
     train_bias: bool = True
     quant_aware_epochs: int = 1
     reset: ResetMode | None = None
+    schedule: Schedule | None = None
     seed: int = 0
     device: str = "auto"
 
@@ -76,6 +82,7 @@ class FinetuneSettings:
             (self.alpha > 0 and self.beta >= 0, f"alpha must be > 0 and beta ≥ 0 (got {self.alpha}, {self.beta})"),
             (0 <= self.quant_aware_epochs <= max(self.epochs, 0), f"quant_aware_epochs must lie in [0, epochs] (got {self.quant_aware_epochs})"),
             (self.reset in (None, "subtract", "zero"), f"reset must be 'subtract', 'zero' or None (got {self.reset!r})"),
+            (self.schedule in (None, "periodic", "pipelined"), f"schedule must be 'periodic', 'pipelined' or None (got {self.schedule!r})"),
             (0 <= self.seed < MAX_SEED, f"seed must lie in [0, {MAX_SEED}) (got {self.seed})"),
         )
         for ok, why in checks:

@@ -13,8 +13,6 @@ how it integrates, what its threshold is, and how it resets.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from neurocompile_lava import compat
@@ -29,41 +27,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol  # noqa:
 from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat  # noqa: E402
 
 from neurocompile_lava.procs.periodic_lif.process import PeriodicLIF  # noqa: E402
-from neurocompile_lava.records import record_path  # noqa: E402
-
-
-class _Records:
-    """Per-period spike counts, readout ``v`` and optional spike trains, saved once at the end.
-
-    Kept in the model process's memory and written with ``np.save``: reading
-    the same data through ``Var.get()`` would take minutes for large runs.
-    """
-
-    def __init__(self, n: int, period: int, num_periods: int, *, counts: bool, v: bool, trains: bool, v_dtype: type) -> None:
-        self.period = period
-        self.total_steps = period * num_periods
-        self.counts = np.zeros((num_periods, n), np.int32) if counts else None
-        self.v = np.zeros((num_periods, n), v_dtype) if v else None
-        self.trains = np.zeros((self.total_steps, n), bool) if trains else None
-
-    def note(self, step: int, spikes: np.ndarray, v: np.ndarray) -> None:
-        k = (step - 1) // self.period
-        if self.counts is not None:
-            self.counts[k] += spikes.astype(bool)
-        if self.trains is not None:
-            self.trains[step - 1] = spikes
-        if self.v is not None and step % self.period == 0:
-            self.v[k] = v
-
-    def save(self, record_dir: str, label: str, u: np.ndarray, v: np.ndarray) -> None:
-        state = np.stack([u, v])  # the final (u, v), to compare states, not only spikes
-        for kind, arr in (("counts", self.counts), ("v", self.v), ("spikes", self.trains), ("state", state)):
-            if arr is None:
-                continue
-            final = record_path(record_dir, label, kind)
-            with open(final + ".tmp", "wb") as f:  # file object: np.save adds no suffix
-                np.save(f, arr, allow_pickle=False)
-            os.replace(final + ".tmp", final)
+from neurocompile_lava.records import Records  # noqa: E402
 
 
 class _PeriodicBehaviour:
@@ -83,7 +47,7 @@ class _PeriodicBehaviour:
         self.num_periods: int = p["num_periods"]
         self.readout: bool = p["readout"]
         self.subtract: bool = p["reset_mode"] == "subtract"
-        self._records: _Records | None = None
+        self._records: Records | None = None
         self._silence: np.ndarray | None = None
 
     def _integrate(self, a_in: np.ndarray) -> None:
@@ -104,7 +68,7 @@ class _PeriodicBehaviour:
         step = self.time_step
         if self._records is None:
             p = self.proc_params
-            self._records = _Records(
+            self._records = Records(
                 self.v.size,
                 self.period,
                 self.num_periods,
@@ -130,7 +94,7 @@ class _PeriodicBehaviour:
         self.s_out.send(spikes)
         self._records.note(step, spikes, self.v)
         if step == self._records.total_steps and self.proc_params["record_dir"]:
-            self._records.save(self.proc_params["record_dir"], self.proc_params["label"], self.u, self.v)
+            self._records.save(self.proc_params["record_dir"], self.proc_params["label"], np.stack([self.u, self.v]))
 
 
 @implements(proc=PeriodicLIF, protocol=LoihiProtocol)
