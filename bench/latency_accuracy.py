@@ -7,8 +7,12 @@ For the MNIST CNN (bench/mnist_models.py, 8,000/2,000 split) and the digits MLP
 (examples/train_example.py), prints accuracy vs T for the ANN, plain conversion
 (float simulator and bit-exact fixed point after quantisation), and conversion
 + fine-tuning at each small T (float and bit-exact), with spikes per inference,
-then the smallest T within 1 pp and 0.5 pp of the ANN for each method; writes a
-plot. ``--quick``: the digits MLP only, T ≤ 32, fine-tuned at 2 and 4.
+then the smallest T within 1 pp and 0.5 pp of the ANN for each method, and for
+each fine-tuned T the smallest conversion T that reaches its accuracy (the
+ratio of time steps, and of steps per sample: a periodic sample takes
+T + depth steps, a pipelined one T); writes a plot. Fine-tuning runs for the
+subtractive reset (PeriodicLIF) and for reset to zero (``--resets``; Lava's
+stock LIFReset, pipelined). ``--quick``: the digits MLP only, T ≤ 32, fine-tuned at 2 and 4.
 ``--time-epoch``: the time of one fine-tuning epoch of the MNIST CNN on 8,000
 samples at T = 8 (the issue's target: under 60 s on 2 CPU cores).
 """
@@ -29,7 +33,7 @@ from neurocompile.frontend.capture import capture  # noqa: E402
 from neurocompile.ir import Network  # noqa: E402
 from neurocompile.passes.convert import convert  # noqa: E402
 from neurocompile.passes.quantize import quantize  # noqa: E402
-from neurocompile.sim.run import evaluate  # noqa: E402
+from neurocompile.sim.run import evaluate, period  # noqa: E402
 from neurocompile.passes.finetune import FinetuneSettings, finetune  # noqa: E402
 
 ALL_STEPS = (1, 2, 4, 8, 16, 32, 64, 128)
@@ -74,9 +78,10 @@ def first_within(accs: dict[int, float], ann: float, pp: float) -> int | None:
 
 def study(name: str, module, ds, ann: float, args) -> dict[str, dict[int, tuple[float, float]]]:
     net = capture(torch.export.export(module.eval(), (torch.from_numpy(ds.x_test[:1].copy()),)))
-    tuned = f"fine-tuned/{args.surrogate}"
-    rows: dict[str, dict[int, tuple[float, float]]] = {"conversion (float)": {}, "conversion (fixed)": {}, f"{tuned} (float)": {},
-                                                       f"{tuned} (fixed)": {}}
+    tuned = {reset: f"fine-tuned/{args.surrogate}" + ("" if reset == "subtract" else " zero-reset stock") for reset in args.resets}
+    rows: dict[str, dict[int, tuple[float, float]]] = {"conversion (float)": {}, "conversion (fixed)": {}}
+    for label in tuned.values():
+        rows[f"{label} (float)"], rows[f"{label} (fixed)"] = {}, {}
     for T in args.steps:
         snn = convert(net, ds.x_train[:512], timesteps=T)
         rows["conversion (float)"][T] = measure(snn, ds, "float")
@@ -85,15 +90,48 @@ def study(name: str, module, ds, ann: float, args) -> dict[str, dict[int, tuple[
               file=sys.stderr, flush=True)
     for T in args.finetune_steps:
         snn = convert(net, ds.x_train[:512], timesteps=T)
-        settings = FinetuneSettings(epochs=args.epochs, timesteps=T, lr=args.lr, surrogate=args.surrogate,
-                                    train_threshold=args.train_threshold, quant_aware_epochs=args.quant_aware_epochs, seed=0)
-        t0 = time.perf_counter()
-        result = finetune(snn, (ds.x_train, ds.y_train), None, settings, progress=args.progress)
-        rows[f"{tuned} (float)"][T] = measure(result.network, ds, "float")
-        rows[f"{tuned} (fixed)"][T] = measure(result.network, ds, "fixed")
-        print(f"  [{name}] T={T}: fine-tuned {args.epochs} epochs in {time.perf_counter() - t0:.0f} s: "
-              f"{rows[tuned + ' (float)'][T][0]:.4f} float, {rows[tuned + ' (fixed)'][T][0]:.4f} fixed", file=sys.stderr, flush=True)
+        for reset, label in tuned.items():
+            # reset "zero" on a layered network: the pipelined schedule, lowered to Lava's stock LIFReset (P = T steps)
+            settings = FinetuneSettings(epochs=args.epochs, timesteps=T, lr=args.lr, surrogate=args.surrogate, reset=reset,
+                                        train_threshold=args.train_threshold, quant_aware_epochs=args.quant_aware_epochs, seed=0)
+            t0 = time.perf_counter()
+            result = finetune(snn, (ds.x_train, ds.y_train), None, settings, progress=args.progress)
+            rows[f"{label} (float)"][T] = measure(result.network, ds, "float")
+            rows[f"{label} (fixed)"][T] = measure(result.network, ds, "fixed")
+            steps_per_sample[label] = period(result.network) - T
+            print(f"  [{name}] T={T} {label}: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s: "
+                  f"{rows[label + ' (float)'][T][0]:.4f} float, {rows[label + ' (fixed)'][T][0]:.4f} fixed", file=sys.stderr, flush=True)
+    steps_per_sample["conversion"] = period(snn) - snn.timesteps
     return rows
+
+
+# steps of a sample's period beyond T, per method (periodic schedule: the network's depth; pipelined: 0)
+steps_per_sample: dict[str, int] = {}
+
+
+def equal_accuracy_ratio(rows, ann: float) -> list[str]:
+    """For each fine-tuned row: the smallest conversion T reaching its best small-T accuracy, as a ratio of T and of steps per sample."""
+    conv = {T: a for T, (a, _) in rows["conversion (fixed)"].items()}
+    lines = []
+    for method, accs in rows.items():
+        if not method.startswith("fine-tuned") or not method.endswith("(fixed)") or not accs:
+            continue
+        label = method.removesuffix(" (fixed)")
+        for T, (acc, spikes) in sorted(accs.items()):
+            match = [Tc for Tc, a in sorted(conv.items()) if a >= acc]
+            if match:
+                Tc = match[0]
+                ratio_t = Tc / T
+                ratio_p = (Tc + steps_per_sample["conversion"]) / (T + steps_per_sample[label])
+                lines.append(f"{label} T={T} ({acc * 100:.2f} %, {spikes:.0f} spikes): conversion first reaches it at T={Tc} "
+                             f"({rows['conversion (fixed)'][Tc][1]:.0f} spikes): {ratio_t:.0f}x fewer time steps, "
+                             f"{ratio_p:.1f}x fewer steps per sample")
+            else:
+                best = max(conv, key=conv.get)
+                lines.append(f"{label} T={T} ({acc * 100:.2f} %, {spikes:.0f} spikes): conversion never reaches it "
+                             f"(best {conv[best] * 100:.2f} % at T={best}): ≥ {best / T:.0f}x fewer time steps, "
+                             f"≥ {(best + steps_per_sample['conversion']) / (T + steps_per_sample[label]):.1f}x fewer steps per sample")
+    return lines
 
 
 def print_table(name: str, ann: float, rows, steps: list[int]) -> None:
@@ -152,6 +190,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--surrogate", default="linear")
+    ap.add_argument("--resets", default="subtract,zero", help="fine-tune for these resets (zero: the stock LIFReset lowering)")
     ap.add_argument("--no-train-threshold", dest="train_threshold", action="store_false")
     ap.add_argument("--quant-aware-epochs", type=int, default=1)
     ap.add_argument("--cnn-epochs", type=int, default=3, help="ANN training epochs of the MNIST CNN")
@@ -167,6 +206,7 @@ def main() -> int:
     if args.quick:
         args.models, args.steps, args.finetune_steps, args.epochs = "mlp", "1,2,4,8,16,32", "2,4", min(args.epochs, 4)
     args.steps = [int(s) for s in args.steps.split(",")]
+    args.resets = [r for r in args.resets.split(",") if r]
     args.finetune_steps = [int(s) for s in args.finetune_steps.split(",") if s]
     results = {}
     for name in args.models.split(","):
@@ -174,6 +214,7 @@ def main() -> int:
         title = "MNIST CNN" if name == "cnn" else "digits MLP"
         results[title] = (ann, study(title, module, ds, ann, args))
         print_table(title, ann, results[title][1], sorted(set(args.steps) | set(args.finetune_steps)))
+        print("\n".join(equal_accuracy_ratio(results[title][1], ann)))
     plot(results, Path(args.plot))
     return 0
 

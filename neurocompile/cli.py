@@ -45,11 +45,12 @@ def cli(debug: bool) -> None:
 
 
 @cli.command()
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model", type=click.Path(path_type=Path), required=False)
 @click.option("--target", default="loihi2", show_default=True, help=TARGET_HELP)
 @click.option("--data", default="digits", show_default=True, help=DATA_HELP)
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("build"), show_default=True, help="output folder (replaced atomically)")
-@click.option("--timesteps", "-T", default=32, show_default=True, type=int, help="time steps of input per sample")
+@click.option("--timesteps", "-T", default=None, type=int,
+              help="time steps of input per sample  [default: 32]; --rsnn lorenz/rossler: the series length [default: 2000]")
 @click.option("--seed", default=0, show_default=True, type=int, help="seed for data split and rate encoding (0 ≤ seed < 2^32)")
 @click.option("--lava-samples", default=20, show_default=True, type=int, help="test samples to run on the Lava backend (0: skip)")
 @click.option("--backend", default="auto", show_default=True, help="backend for the sampled hardware cross-check: lava, reference, none, or auto (lava where installed)")
@@ -63,27 +64,55 @@ def cli(debug: bool) -> None:
 @click.option("--surrogate", type=click.Choice(["linear", "stdb"]), default="linear", show_default=True,
               help="fine-tuning surrogate gradient: linear (triangle) or STDB α·exp(-β·Δt)")
 @click.option("--reset", type=click.Choice(["subtract", "zero"]), default="subtract", show_default=True,
-              help="zero: fine-tune for reset-to-zero neurons (needs --finetune-epochs)")
+              help="zero: fine-tune for reset-to-zero neurons (needs --finetune-epochs); a layered network then lowers to Lava's stock LIFReset (pipelined schedule, T steps per sample)")
+@click.option("--rsnn", is_flag=True, help="build a recurrent SNN: MODEL.rsnn (neurocompile.nn.save_rsnn), or without MODEL a fresh HRSNN")
+@click.option("--task", default=None, help="--rsnn: lorenz or rossler (one-step prediction, NRMSE) or digits (sequential, accuracy)  [default: lorenz]")
+@click.option("--prune", "prune_method", default=None, help="--rsnn: lnp, random, activity or none, before training  [default: lnp]")
+@click.option("--neuron-sparsity", type=float, default=None, help="--rsnn: fraction of the recurrent neurons removed  [default: 0.6]")
+@click.option("--synapse-sparsity", type=float, default=None, help="--rsnn: fraction of the survivors' recurrent synapses removed  [default: 0.9]")
+@click.option("--neurons", type=int, default=None, help="--rsnn without MODEL: neurons of the fresh HRSNN  [default: 200]")
+@click.option("--lava-steps", type=int, default=None, help="--rsnn lorenz/rossler: first steps of the series run on Lava (0: skip)  [default: 200]")
 @click.option("--quiet", is_flag=True, help="no progress bars, log lines or summary (errors still print)")
 @click.option("--json", "as_json", is_flag=True, help="print report.json on stdout (implies --quiet)")
 def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, sweep, trust_pickle,
-          finetune_epochs, finetune_lr, surrogate, reset, quiet, as_json):
+          finetune_epochs, finetune_lr, surrogate, reset, rsnn, task, prune_method, neuron_sparsity, synapse_sparsity, neurons,
+          lava_steps, quiet, as_json):
     """Convert MODEL (.pt2 torch.export or .pt TorchScript), run it, and write a report.
+
+    With --rsnn: prune a recurrent SNN (MODEL.rsnn, or a fresh HRSNN), train its readout for --task,
+    quantise, map and cross-check it on Lava, into the same report.
 
     \b
     Example:
       neurocompile build build-demo/cnn.pt2 --target loihi2 --data digits -o build/   (after make demo)
       neurocompile build mlp.pt2 --data mnist -T 16 --lava-samples 50 -o build-mnist/
+      neurocompile build --rsnn --task lorenz --prune lnp --neuron-sparsity 0.6 --synapse-sparsity 0.9 -o build-rsnn/
     Writes OUT/report.json, OUT/report.html and OUT/network.ncnet.
     """
-    from .pipeline import build as run_build
+    params = click.get_current_context().params
+    if rsnn:
+        from .rsnn_build import build_rsnn
 
-    report = run_build(
-        model, target=target, data=data, out=out, timesteps=timesteps, seed=seed, lava_samples=lava_samples,
-        backend=backend, encoding=encoding, threshold_method=threshold_method, trust_pickle=trust_pickle,
-        t_sweep=_int_list(sweep, "--sweep"), finetune_epochs=finetune_epochs, finetune_lr=finetune_lr, surrogate=surrogate,
-        reset=reset, quiet=quiet or as_json,
-    )
+        _refuse_options(params, ("data", "encoding", "threshold_method", "sweep", "trust_pickle", "finetune_epochs",
+                                 "finetune_lr", "surrogate", "reset"), "a feed-forward build (without --rsnn)")
+        if model is not None and neurons is not None:
+            raise NeurocompileError(f"--neurons sizes a fresh HRSNN; {model} has its own (leave out MODEL or --neurons)")
+        given = {"task": task, "prune": prune_method, "neuron_sparsity": neuron_sparsity, "synapse_sparsity": synapse_sparsity,
+                 "neurons": neurons, "timesteps": timesteps, "lava_steps": lava_steps}
+        report = build_rsnn(model, out=out, quiet=quiet or as_json, target=target, seed=seed, lava_samples=lava_samples,
+                            backend=backend, **{k: v for k, v in given.items() if v is not None})
+    else:
+        from .pipeline import build as run_build
+
+        _refuse_options(params, ("task", "prune_method", "neuron_sparsity", "synapse_sparsity", "neurons", "lava_steps"), "--rsnn")
+        if model is None:
+            raise NeurocompileError("give MODEL (a .pt2 or .pt file), or --rsnn to build a recurrent SNN")
+        report = run_build(
+            model, target=target, data=data, out=out, timesteps=32 if timesteps is None else timesteps, seed=seed,
+            lava_samples=lava_samples, backend=backend, encoding=encoding, threshold_method=threshold_method,
+            trust_pickle=trust_pickle, t_sweep=_int_list(sweep, "--sweep"), finetune_epochs=finetune_epochs,
+            finetune_lr=finetune_lr, surrogate=surrogate, reset=reset, quiet=quiet or as_json,
+        )
     if as_json:
         from .report.artifact import dumps
 
@@ -92,8 +121,26 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
     if quiet:
         return
     for name, st in report["stages"].items():
-        click.echo(f"{name:14s} accuracy {st['accuracy']:.4f} on {st['samples']} samples")
+        metric = "nrmse" if "nrmse" in st else "accuracy"
+        score = f"{metric:8s} {st[metric]:.4f}" if metric in st else "agreement " + ", ".join(
+            k for k, v in st.get("agreement", {}).items() if v is True)
+        click.echo(f"{name:14s} {score} on {st['samples']} samples")
+    if report.get("pruning"):
+        b, a = report["pruning"]["before"], report["pruning"]["after"]
+        click.echo(f"pruning        {int(b['neurons'])} → {int(a['neurons'])} neurons, {int(b['synapses'])} → {int(a['synapses'])} "
+                   "recurrent synapses")
     click.echo(f"report: {Path(out) / 'report.html'}")
+
+
+def _refuse_options(params: dict, names: tuple[str, ...], belongs_to: str) -> None:
+    """One line naming an option given on the command line that only ``belongs_to`` takes."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    for name in names:
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            option = next(p for p in ctx.command.params if p.name == name).opts[-1]
+            raise NeurocompileError(f"{option} is an option of {belongs_to}")
 
 
 @cli.command()

@@ -6,6 +6,7 @@ goes to a temporary folder next to ``out`` that is renamed into place).
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import shutil
@@ -13,19 +14,19 @@ import sys
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from . import ir
 from .ir import MAX_TIMESTEPS
-from .backends import get_backend
+from .backends import RunResult, get_backend
 from .data import Dataset, check_seed, data_file, data_reference, load_dataset, shape_for_model
 from .errors import NeurocompileError
 from .frontend import ingest_program, sniff_format
 from .frontend.load import program_batch_size
-from .outputs import build_folder, check_output_dir
+from .outputs import BuildFolder, build_folder, check_output_dir
 from .passes.convert import METHODS as THRESHOLD_METHODS, convert
 from .passes.finetune import FinetuneSettings, finetune, split_validation
 from .passes.map import map_to_cores
@@ -158,32 +159,54 @@ def run_lava_stage(net: ir.Network, x: np.ndarray, backend: str, timeout_s: floa
 
     Returns the report's stage (a function of the inputs alone) and its wall-clock figures (for timings.json).
     """
-    be = get_backend(backend)
     frames = frames_for(net, x, fixed=True).numpy()
-    result = be.run(net, frames, timeout_s=timeout_s)
-    ref = get_backend("reference").run(net, frames)
+    check = compare_backends(net, frames, backend, timeout_s)
+    result, ref = check.result, check.reference
     logits, ref_logits = decode(net, result.readout, fixed=True), decode(net, ref.readout, fixed=True)
     preds = logits.argmax(1)
-    counts_equal = set(result.spike_counts) == set(ref.spike_counts) and all(
-        np.array_equal(result.spike_counts[k], ref.spike_counts[k]) for k in ref.spike_counts
-    )
     stage = {
         "platform": result.platform,
         "predictions": preds.tolist(),
-        "agreement": {
-            "predictions": float((preds == ref_logits.argmax(1)).mean()),
-            "readout_identical": bool(np.array_equal(result.readout, ref.readout)),
-            "spike_counts_identical": bool(counts_equal),  # per sample and per neuron
-        },
+        "agreement": {"predictions": float((preds == ref_logits.argmax(1)).mean()), **check.agreement},
         "steps": result.steps,
-        "lowering": be.describe(net, frames),
+        "lowering": check.lowering,
     }
+    return stage, check.timing
+
+
+@dataclass(frozen=True)
+class BackendCheck:
+    """``backend`` and the reference run on the very same frames: both results and what agreed, bit for bit."""
+
+    result: RunResult
+    reference: RunResult
+    agreement: dict[str, bool]
+    timing: dict[str, object]
+    lowering: list | None
+
+
+def compare_backends(net: ir.Network, frames: np.ndarray, backend: str, timeout_s: float | None,
+                     record: bool = False) -> BackendCheck:
+    """Run ``frames`` on ``backend`` and on the reference; compare readouts and spikes per sample and neuron.
+
+    ``record``: also compare every spike train step by step (``spike_trains_identical``).
+    """
+    be = get_backend(backend)
+    result = be.run(net, frames, timeout_s=timeout_s, record=record)
+    ref = get_backend("reference").run(net, frames, record=record)
+    same = lambda a, b: set(a) == set(b) and all(np.array_equal(a[k], b[k]) for k in b)  # noqa: E731
+    agreement = {
+        "readout_identical": bool(np.array_equal(result.readout, ref.readout)),
+        "spike_counts_identical": bool(same(result.spike_counts, ref.spike_counts)),  # per sample and per neuron
+    }
+    if record:
+        agreement["spike_trains_identical"] = bool(same(result.spike_trains or {}, ref.spike_trains or {}))
     timing = {
         f"{backend}_wall_s": result.wall_s,
         f"{backend}_steps_per_s": result.steps / max(result.wall_s, 1e-9),
         f"{backend}_notes": result.notes,
     }
-    return stage, timing
+    return BackendCheck(result, ref, agreement, timing, be.describe(net, frames))
 
 
 def _choose_cross_check_backend(backend: str, samples: int, notes: list[str]) -> str:
@@ -426,9 +449,6 @@ def run_stages(state: BuildState, stages: tuple[Stage, ...] = STAGES) -> BuildSt
 def _report(st: BuildState) -> dict:
     """The report: a function of the inputs alone (no wall-clock figures; those go to timings.json)."""
     o, mapped = st.options, st.mapped
-    sps = spikes_per_sample(mapped, st.ev_q)
-    ops = count_ops(mapped, sps, period(mapped))
-    profiles = load_profiles()
     return {
         "neurocompile_report": 1,
         "target": o.target,
@@ -441,14 +461,45 @@ def _report(st: BuildState) -> dict:
         "stages": st.stages,
         "accuracy_vs_T": {str(k): v for k, v in st.sweep.items()},
         **({"accuracy_vs_T_finetuned": {str(k): v for k, v in st.sweep_finetuned.items()}} if st.sweep_finetuned else {}),
-        "layers": layer_table(mapped, st.ev_q),
-        "ops_per_sample": ops,
-        **measured_sections(mapped, ops, st.x_test[:1], profiles, quiet=_QUIET.get()),
-        "mapping": mapped.mapping,
-        "quantization": {"format": st.qnet.fixed.format, "v_units_per_float": st.qnet.fixed.v_units_per_float},
+        **network_sections(mapped, st.ev_q, frames_for(mapped, st.x_test[:1], fixed=True).numpy()),
         "lowering": st.lowering,
         "notes": st.notes,
     }
+
+
+def network_sections(mapped: ir.Network, ev_q: Evaluation, raster_frames: np.ndarray) -> dict:
+    """The report's sections the built network and its bit-exact evaluation determine, in the report's order.
+
+    Layers, operations per sample, energy and latency per profile, the raster of ``raster_frames``
+    (one sample's frames), the mapping and the fixed-point formats.
+    """
+    ops = count_ops(mapped, spikes_per_sample(mapped, ev_q), period(mapped))
+    return {
+        "layers": layer_table(mapped, ev_q),
+        "ops_per_sample": ops,
+        **measured_sections(mapped, ops, None, load_profiles(), quiet=_QUIET.get(), frames=raster_frames),
+        "mapping": mapped.mapping,
+        "quantization": {"format": mapped.fixed.format, "v_units_per_float": mapped.fixed.v_units_per_float},
+    }
+
+
+@contextlib.contextmanager
+def quiet_logs(quiet: bool) -> Iterator[None]:
+    """No log lines and no progress bars on stderr inside the block when ``quiet``."""
+    token = _QUIET.set(bool(quiet))
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def write_outputs(folder: BuildFolder, mapped: ir.Network, report: dict, timings: dict[str, object], t_start: float) -> None:
+    """A build's files: the network, report.json, report.html and timings.json (wall clock, with the total)."""
+    ir.save(mapped, folder.file(NETWORK_FILE))
+    folder.file("report.json").write_text(dumps(report))
+    folder.file("report.html").write_text(render_html(report))
+    timings["build_s"] = time.perf_counter() - t_start
+    folder.file("timings.json").write_text(dumps(timings))
 
 
 def build(model: str | Path, *, out: str | Path = "build", quiet: bool = False, **options) -> dict:
@@ -461,11 +512,8 @@ def build(model: str | Path, *, out: str | Path = "build", quiet: bool = False, 
     a function of the inputs alone (byte-identical for the same model, data,
     seed and options); wall-clock figures go to ``timings.json``.
     """
-    token = _QUIET.set(bool(quiet))
-    try:
+    with quiet_logs(quiet):
         return _build(model, out, options)
-    finally:
-        _QUIET.reset(token)
 
 
 def _build(model: str | Path, out: str | Path, options: dict) -> dict:
@@ -478,8 +526,8 @@ def _build(model: str | Path, out: str | Path, options: dict) -> dict:
     opts.check()
     profile = chip_profile(opts.target)
     if sniff_format(model) == "rsnn":
-        raise NeurocompileError(f"{model} is a recurrent SNN: `neurocompile build` takes ANNs for now; run its passes one by one "
-                                "(`neurocompile ingest -T N`, `prune`, `quantize`, `map`) and see README 'Recurrent networks'")
+        raise NeurocompileError(f"{model} is a recurrent SNN: build it with `neurocompile build --rsnn {model} --task TASK` "
+                                "(README 'Recurrent networks')")
     inputs = [model, *filter(None, [data_file(opts.data)])]
     check_output_dir(Path(out), inputs)
     notes: list[str] = []
@@ -490,11 +538,7 @@ def _build(model: str | Path, out: str | Path, options: dict) -> dict:
     with build_folder(out, inputs) as folder:  # created now: an unwritable -o fails before any compute
         state = run_stages(BuildState(model, opts, profile, ds, backend, notes=notes, checkpoint_dir=checkpoint))
         report = _report(state)
-        ir.save(state.mapped, folder.file(NETWORK_FILE))
-        folder.file("report.json").write_text(dumps(report))
-        folder.file("report.html").write_text(render_html(report))
-        state.timings["build_s"] = time.perf_counter() - t_start
-        folder.file("timings.json").write_text(dumps(state.timings))
+        write_outputs(folder, state.mapped, report, state.timings, t_start)
     if checkpoint is not None:  # the build is in place: nothing left to resume
         shutil.rmtree(checkpoint, ignore_errors=True)
     log(f"wrote {out}/report.json, {out}/report.html, {out}/timings.json and {out}/{NETWORK_FILE} in {state.timings['build_s']:.1f} s")

@@ -55,13 +55,17 @@ def _write_atomic(path: Path, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def measured_sections(net: Network, ops: dict, x_one: np.ndarray, profiles: Mapping[str, Profile] | None = None, *,
-                      quiet: bool = False) -> dict:
-    """Energy and latency per profile (each on its own placement) and the raster of sample ``x_one`` (a batch of one)."""
+def measured_sections(net: Network, ops: dict, x_one: np.ndarray | None, profiles: Mapping[str, Profile] | None = None, *,
+                      quiet: bool = False, frames: np.ndarray | None = None) -> dict:
+    """Energy and latency per profile (each on its own placement) and the raster of sample ``x_one`` (a batch of one).
+
+    ``frames``: the raster sample's input frames themselves (1, steps, n_in), instead of ``x_one``
+    (a recurrent network's sequence, which ``frames_for`` does not encode).
+    """
     profiles = profiles if profiles is not None else load_profiles()
     with _progress(len(profiles), "mapping onto every profile", quiet) as bar:
         places = placements(net, profiles, progress=lambda name: bar.update(1))
-    frames = frames_for(net, x_one[:1], fixed=True).numpy()
+    frames = frames_for(net, x_one[:1], fixed=True).numpy() if frames is None else np.asarray(frames)[:1]
     trains = get_backend("reference").run(net, frames, record=True).spike_trains or {}
     return {"energy": energy_table(net, ops, profiles, places), "raster": spike_raster(net, trains, frames.shape[1])}
 
@@ -73,6 +77,9 @@ def load_build(out: str | Path) -> Network:
     if not path.is_file():
         raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); run `neurocompile build` first")
     net = ir.load(path)
+    if net.settings.source_format == "neurocompile-rsnn" and net.quantized:
+        raise NeurocompileError(f"{out} is a recurrent build (`build --rsnn`): its task is not a data set this command can load; "
+                                "rebuild it with `neurocompile build --rsnn`")
     if not net.quantized or net.settings.data is None or not net.converted:
         raise NeurocompileError(f"{path} is not a built network (not converted and quantised); run `neurocompile build` first")
     return net

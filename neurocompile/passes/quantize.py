@@ -90,7 +90,11 @@ def quantize(net: Network, fmt: FixedPointFormat | None = None) -> Network:
         bias_max = ((1 << (fmt.bias_mant_bits - 1)) - 1) << ((1 << fmt.bias_exp_bits) - 1)
         sigma_bias = bias_max / b_max if b_max > 0 else math.inf  # the bias must fit mantissa << max exponent
         if pop.kind == "readout":
-            sigma = state_max / max(T * (i_max + b_max), 1e-12)  # the decoder applies the bias: no bias limit
+            # the decoder applies the bias: no bias limit. A leaky readout (a streamed series' forecast) forgets:
+            # |v| ≤ i_max / leak however long the period, so a long T does not cost it its resolution
+            leak = float(np.round(pop.values("leak").min() * (1 << fmt.decay_bits))) / (1 << fmt.decay_bits) if pop.leak is not None else 0.0
+            steps = T if leak <= 0 else min(T, 1.0 / leak)
+            sigma = state_max / max(steps * (i_max + b_max), 1e-12)
             vth = vth_max  # never used: readouts do not fire
         else:
             theta = pop.values("threshold")  # one σ per population: the largest threshold bounds it
