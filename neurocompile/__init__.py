@@ -16,3 +16,10 @@ def run(*args, **kwargs):
     from .pipeline import run_artifact
 
     return run_artifact(*args, **kwargs)
+
+
+def build_rsnn(*args, **kwargs):
+    """See :func:`neurocompile.rsnn_build.build_rsnn` (``neurocompile build --rsnn``)."""
+    from .rsnn_build import build_rsnn as _build_rsnn
+
+    return _build_rsnn(*args, **kwargs)

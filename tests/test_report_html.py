@@ -116,3 +116,15 @@ def test_partial_report_with_skipped_lava_and_missing_values():
     assert "1 of 128 cores" in html
     assert '<span class="badge uncertain">no</span> (see notes)' in html and "does not fit loihi: fan-in" in html
     assert "2e+03×" in html  # loihi vs the cheapest ANN baseline
+
+
+def test_an_rsnn_report_shows_its_nrmse_per_stage():
+    """A time-series build scores NRMSE (lower is better): the stage table and chart use it, not an empty accuracy column."""
+    report = {"target": "loihi2", "metric": "nrmse",
+              "stages": {"dense_float": {"nrmse": 0.0644, "samples": 400}, "snn_float": {"nrmse": 0.0847, "samples": 400},
+                         "snn_quantized": {"nrmse": 0.1024, "samples": 400}}}
+    html = render_html(report)
+    assert "Prediction error (NRMSE" in html and "dense RSNN, float" in html
+    for value in ("0.0644", "0.0847", "0.1024"):
+        assert f"<td>{value}</td>" in html or f">{value}<" in html
+    assert html.count("data:image/png;base64,") >= 1

@@ -24,6 +24,7 @@ from .figures import draw_core_map, draw_firing_rates, draw_raster
 
 STAGE_NAMES = {
     "ann": "ANN (float)",
+    "dense_float": "dense RSNN, float",
     "snn_float": "SNN, float",
     "finetune": "SNN, fine-tuned",
     "snn_quantized": "SNN, fixed point",
@@ -119,10 +120,7 @@ def _plain_log(axis, fmt: Callable[[float], str]) -> None:
 
 
 def _acc(stage: Mapping | None) -> float | None:
-    if not isinstance(stage, Mapping):
-        return None
-    a = stage.get("accuracy")
-    return float(a) if isinstance(a, (int, float)) else None
+    return _score(stage, "accuracy")
 
 
 # -- sections -------------------------------------------------------------------------
@@ -159,40 +157,57 @@ def _other(value: Any) -> str:
     return _num(value)
 
 
+def _score(stage: Mapping | None, metric: str) -> float | None:
+    """A stage's score in the build's metric: ``accuracy`` (classification) or ``nrmse`` (an RSNN's time-series prediction)."""
+    if not isinstance(stage, Mapping):
+        return None
+    a = stage.get(metric)
+    return float(a) if isinstance(a, (int, float)) else None
+
+
 def _accuracy(report: Mapping) -> str:
     stages = report.get("stages") or {}
     if not stages:
         return ""
+    metric = "nrmse" if report.get("metric") == "nrmse" else "accuracy"
     order = [k for k in STAGE_NAMES if k in stages] + [k for k in stages if k not in STAGE_NAMES]
     rows = []
     for k in order:
         st = stages[k] if isinstance(stages[k], Mapping) else {}
         agreement = st.get("agreement")
         flags = {a: b for a, b in agreement.items() if a != "predictions"} if isinstance(agreement, Mapping) else {}
-        skip = ("accuracy", "samples", "agreement", "prediction_agreement_vs_float", "history", "settings", "initial_val_accuracy")
+        skip = (metric, "samples", "agreement", "prediction_agreement_vs_float", "history", "settings", "initial_val_accuracy")
         extra = ", ".join(f"{escape(str(a))}: {_other(b)}" for a, b in {**flags, **st, **_finetune_summary(st)}.items() if a not in skip)
+        score = _score(st, metric)
         rows.append([
             escape(STAGE_NAMES.get(k, k)),
-            _pct(_acc(st)),
+            _pct(score) if metric == "accuracy" else (f"{score:.4f}" if score is not None else "–"),
             _num(st.get("samples", "–")),
             _agreement(st),
             extra,
         ])
-    out = ["<h2>Accuracy after every stage</h2>"]
-    measured = [(STAGE_NAMES.get(k, k), _acc(stages[k])) for k in order if _acc(stages[k]) is not None]
+    title = "Accuracy" if metric == "accuracy" else "Prediction error (NRMSE, lower is better)"
+    out = [f"<h2>{title} after every stage</h2>"]
+    measured = [(STAGE_NAMES.get(k, k), _score(stages[k], metric)) for k in order if _score(stages[k], metric) is not None]
     if measured:
         def draw(fig: Figure) -> None:
             ax = fig.add_subplot()
-            names, accs = zip(*measured)
-            bars = ax.bar(names, [100 * a for a in accs], color="#4c72b0")
-            for b, a in zip(bars, accs):
-                ax.annotate(f"{100 * a:.2f} %", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=9)
-            lo = min(accs) * 100
+            names, scores = zip(*measured)
+            shown = [100 * a for a in scores] if metric == "accuracy" else list(scores)
+            bars = ax.bar(names, shown, color="#4c72b0")
+            for b, a in zip(bars, scores):
+                label = f"{100 * a:.2f} %" if metric == "accuracy" else f"{a:.4f}"
+                ax.annotate(label, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=9)
+            if metric == "nrmse":
+                ax.set_ylabel("test NRMSE")
+                return
+            lo = min(shown)
             floor = max(0.0, math.floor(lo / 10) * 10 - 10)
             ax.set_ylim(floor, 100.5)
             ax.set_ylabel("accuracy (%)" if floor == 0 else f"accuracy (%, axis from {floor:g})")
         out.append(_png(draw))
-    out.append(_table(["stage", "accuracy", "samples", "agreement with previous stage", "other"], rows, {1, 2, 3}))
+    out.append(_table(["stage", metric if metric == "accuracy" else "NRMSE", "samples", "agreement with previous stage", "other"],
+                      rows, {1, 2, 3}))
     return "\n".join(out)
 
 
