@@ -7,12 +7,35 @@ explicit zeros dropped, float64 time constants) so the steps never mutate the ca
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from neurocompile.errors import NeurocompileError
 
 Seed = int | np.random.Generator | None
+
+
+@contextmanager
+def deterministic_blas() -> Iterator[None]:
+    """Run the enclosed dense linear algebra on one BLAS/LAPACK thread, so its result is bitwise reproducible.
+
+    Why: numpy's and scipy's OpenBLAS split blocked LAPACK routines (``geev``'s Hessenberg
+    reduction, ``getrf``) across threads, and the floating-point summation order -- hence the
+    last bits of the eigenvalues, their *order*, and the covariance -- depends on the thread
+    count (measured: eigenvalues of a 500-neuron HRSNN's Jacobian came back in a different
+    order, and the covariance differed by 5e-14 relative, between 1 and 2 threads). LNP turns
+    those bits into sampling decisions and into a chaotic simulation's exponent, so every LNP
+    step that calls dense BLAS/LAPACK runs inside this context. Cost: the eigendecomposition loses
+    its (small) multi-thread speed-up; LAPACK ``geev`` is mostly level-2 and barely scales anyway.
+    Nested use is fine (the previous limits are restored on exit); only the "blas" API is
+    limited, so torch's OpenMP pool is untouched.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def check_weights(W: object) -> sp.csr_matrix:

@@ -13,7 +13,7 @@ import scipy.linalg as sla
 
 from neurocompile.errors import NeurocompileError
 
-from .checks import check_positive
+from .checks import check_positive, deterministic_blas
 from .spectrum import Eigen, eigendecompose, spectral_abscissa
 
 #: relative residual above which the eigenbasis solution is replaced by Bartels–Stewart
@@ -44,8 +44,14 @@ def stationary_covariance(A: np.ndarray, *, noise_std: float = 1.0, eig: Eigen |
     n = 2,000 on 2 cores, while the eigenbasis route is a handful of BLAS-3 products (~3 s) and
     reuses the eigendecomposition LNP needs anyway. The eigenbasis is ill-conditioned for
     near-defective A, so the residual is checked and the exact Bartels–Stewart solver is used
-    whenever it is not small.
+    whenever it is not small. All products run on one BLAS thread (:func:`.checks.deterministic_blas`),
+    so C is bitwise reproducible.
     """
+    with deterministic_blas():
+        return _stationary_covariance(A, noise_std, eig, shift)
+
+
+def _stationary_covariance(A: np.ndarray, noise_std: float, eig: Eigen | None, shift: float) -> np.ndarray:
     A = np.asarray(A, dtype=np.float64)
     sigma2 = check_positive(noise_std, "noise_std") ** 2
     n = A.shape[0]

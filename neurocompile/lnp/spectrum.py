@@ -6,6 +6,8 @@ is computed once per network state and passed around as an :class:`Eigen`. Dense
 ``geev`` is used rather than ARPACK because random recurrent matrices have their eigenvalues
 spread over a disc (Girko's circular law): many eigenvalues sit near the edge, where Krylov
 methods converge slowly or not at all, while ``geev`` takes ~3 s at n = 2,000 on 2 cores.
+Every LAPACK call here runs on one thread (:func:`.checks.deterministic_blas`), so the values,
+their order and the vectors are bitwise the same in every run and process.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+
+from .checks import deterministic_blas
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ class Eigen:
     @cached_property
     def left(self) -> np.ndarray:
         """``V^{-1}``: its rows are the left eigenvectors dual to ``vectors`` (``u_k^T v_l = δ_kl``)."""
-        return np.linalg.inv(self.vectors)
+        with deterministic_blas():
+            return np.linalg.inv(self.vectors)
 
     def leading(self, count: int) -> np.ndarray:
         """Indices of the ``count`` eigenvalues with the largest real part (slowest/least stable modes)."""
@@ -37,14 +42,16 @@ class Eigen:
 def eigendecompose(M: np.ndarray | sp.spmatrix) -> Eigen:
     """Full eigendecomposition of a square matrix (dense LAPACK)."""
     dense = M.toarray() if sp.issparse(M) else np.asarray(M, dtype=np.float64)
-    values, vectors = np.linalg.eig(dense)
+    with deterministic_blas():
+        values, vectors = np.linalg.eig(dense)
     return Eigen(values=values, vectors=vectors)
 
 
 def eigenvalues(M: np.ndarray | sp.spmatrix) -> np.ndarray:
     """The eigenvalues only (about half the cost of :func:`eigendecompose`)."""
     dense = M.toarray() if sp.issparse(M) else np.asarray(M, dtype=np.float64)
-    return np.linalg.eigvals(dense)
+    with deterministic_blas():
+        return np.linalg.eigvals(dense)
 
 
 def spectral_radius(values: np.ndarray) -> float:
