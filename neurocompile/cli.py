@@ -334,7 +334,8 @@ def prune_cmd(network, out, method, neuron_sparsity, synapse_sparsity, populatio
     r = net.pruning
     click.echo(f"{out}: {r.population} {int(r.before['neurons'])} → {int(r.after['neurons'])} neurons, "
                f"{int(r.before['synapses'])} → {int(r.after['synapses'])} synapses; largest Lyapunov exponent "
-               f"{r.before['lyapunov_exponent']:.4g} → {r.after['lyapunov_exponent']:.4g}, spectral radius "
+               f"{r.before['spiking_lyapunov_exponent']:.4g} → {r.after['spiking_lyapunov_exponent']:.4g} (spiking network; "
+               f"rate network {r.before['lyapunov_exponent']:.4g} → {r.after['lyapunov_exponent']:.4g}), spectral radius "
                f"{r.before['spectral_radius']:.4g} → {r.after['spectral_radius']:.4g}")
 
 

@@ -270,8 +270,8 @@ def _prune_stage(st: RSNNBuildState) -> None:
     st.model = st.model.pruned(np.asarray(r.kept), rec.weight)
     st.pruning = r
     log(f"pruned ({o.prune}): {int(r.before['neurons'])} → {int(r.after['neurons'])} neurons, "
-        f"{int(r.before['synapses'])} → {int(r.after['synapses'])} recurrent synapses; largest Lyapunov exponent "
-        f"{r.before['lyapunov_exponent']:.4g} → {r.after['lyapunov_exponent']:.4g}")
+        f"{int(r.before['synapses'])} → {int(r.after['synapses'])} recurrent synapses; largest Lyapunov exponent of the spiking network "
+        f"{r.before['spiking_lyapunov_exponent']:.4g} → {r.after['spiking_lyapunov_exponent']:.4g}")
 
 
 def _train_stage(st: RSNNBuildState) -> None:

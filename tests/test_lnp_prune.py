@@ -12,6 +12,7 @@ from neurocompile.lnp import (
 from neurocompile.lnp.prune import restrict
 
 NO_EDGES = LnpSettings(delocalize_edges=0)
+SAMPLED = LnpSettings(sampling="sample", delocalize_edges=0)
 
 
 def random_network(n: int, density: float, radius: float, seed: int) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -81,26 +82,71 @@ def test_delocalize_lowers_the_leading_ipr():
 def test_every_method_hits_the_requested_sparsity(net, ns, ss):
     W, tau = net
     activity = np.random.default_rng(9).random(100)
-    for result in (lnp_prune(W, tau, neuron_sparsity=ns, synapse_sparsity=ss, seed=1, settings=NO_EDGES),
+    for result in (lnp_prune(W, tau, neuron_sparsity=ns, synapse_sparsity=ss, seed=1, settings=SAMPLED),
+                   lnp_prune(W, tau, neuron_sparsity=ns, synapse_sparsity=ss, seed=1, settings=NO_EDGES),
+                   lnp_prune(W, tau, neuron_sparsity=ns, synapse_sparsity=ss, seed=1,
+                             settings=LnpSettings(sampling="priority", delocalize_edges=0)),
                    random_prune(W, tau, neuron_sparsity=ns, synapse_sparsity=ss, seed=1),
                    activity_prune(W, tau, activity, neuron_sparsity=ns, synapse_sparsity=ss)):
         assert result.after.neurons == len(result.kept) == 100 - round(100 * ns)
         assert result.neuron_sparsity == pytest.approx(ns, abs=0.005)
         possible = restrict(W.tocsr(), result.kept)[0].nnz
         realised = 1 - result.weights.nnz / possible
-        # LNP hits it in expectation (binomial sd ≈ 1.5 % here); the baselines exactly
-        assert realised == pytest.approx(ss, abs=0.06 if result.method == "lnp" else 0.5 / possible)
+        # "sample" hits it in expectation (binomial sd ≈ 1.5 % here); "top", "priority" and the baselines exactly
+        sampled = result.method == "lnp" and result.weights.nnz != possible - round(ss * possible)
+        assert realised == pytest.approx(ss, abs=0.06 if sampled else 0.5 / possible)
+
+
+def test_delocalisation_edges_come_out_of_the_synapse_budget(net):
+    W, tau = net
+    r = lnp_prune(W, tau, neuron_sparsity=0.5, synapse_sparsity=0.8, seed=1, settings=LnpSettings(delocalize_edges=6))
+    possible = restrict(W.tocsr(), r.kept)[0].nnz
+    assert 1 <= len(r.added_edges) <= 6
+    assert r.weights.nnz == possible - round(0.8 * possible) - 6 + len(r.added_edges)
 
 
 def test_lnp_survivors_are_rescaled_originals_on_kept_neurons(net):
     W, tau = net
-    r = lnp_prune(W, tau, neuron_sparsity=0.4, synapse_sparsity=0.5, seed=3, settings=NO_EDGES)
-    sub = restrict(W.tocsr(), r.kept)[0].toarray()
-    new = r.weights.toarray()
-    assert np.all(sub[new != 0] != 0)  # no synapse appears from nowhere
-    ratio = new[new != 0] / sub[new != 0]
-    assert np.all(ratio >= 1 - 1e-12)  # w / p with p ≤ 1, sign kept
-    assert np.any(ratio > 1.01) and np.any(np.isclose(ratio, 1.0))  # some sampled, some certain (p = 1)
+    for mode in ("sample", "priority"):
+        r = lnp_prune(W, tau, neuron_sparsity=0.4, synapse_sparsity=0.5, seed=3,
+                      settings=LnpSettings(sampling=mode, delocalize_edges=0))
+        sub = restrict(W.tocsr(), r.kept)[0].toarray()
+        new = r.weights.toarray()
+        assert np.all(sub[new != 0] != 0)  # no synapse appears from nowhere
+        ratio = new[new != 0] / sub[new != 0]
+        assert np.all(ratio >= 1 - 1e-12)  # w / p with p ≤ 1, sign kept
+        assert np.any(ratio > 1.01) and np.any(np.isclose(ratio, 1.0))  # some sampled, some certain (p = 1)
+    # the default ("top") and rescale=False keep the surviving weights as they are
+    for settings in (NO_EDGES, LnpSettings(sampling="priority", rescale=False, delocalize_edges=0)):
+        r = lnp_prune(W, tau, neuron_sparsity=0.4, synapse_sparsity=0.5, seed=3, settings=settings)
+        sub = restrict(W.tocsr(), r.kept)[0].toarray()
+        new = r.weights.toarray()
+        np.testing.assert_array_equal(new[new != 0], sub[new != 0])
+
+
+def test_priority_sampling_keeps_an_exact_count_and_is_unbiased():
+    from neurocompile.lnp.spectral import priority_sample
+    rng = np.random.default_rng(0)
+    scores = rng.lognormal(0, 1, 40)
+    w = rng.standard_normal(40)
+    estimates = []
+    for _ in range(4000):
+        kept, p, k = priority_sample(scores, rng.random(40), 12)
+        assert kept.sum() == 12 and np.all(p[kept] > 0) and np.all(p <= 1)
+        estimates.append(np.sum(np.where(kept, w / p, 0.0)))
+    # Duffield-Lund-Thorup: w / p summed over the sample is unbiased for Σ w (Monte-Carlo se ≈ 0.1 here)
+    assert np.mean(estimates) == pytest.approx(w.sum(), abs=4 * np.std(estimates) / np.sqrt(4000))
+
+
+def test_match_radius_and_centrality_distances(net):
+    W, tau = net
+    r = lnp_prune(W, tau, neuron_sparsity=0.5, synapse_sparsity=0.8, seed=1,
+                  settings=LnpSettings(match_radius=True, delocalize_edges=0))
+    assert r.after.spectral_radius == pytest.approx(r.before.spectral_radius, rel=1e-9)
+    kept = {d: lnp_prune(W, tau, neuron_sparsity=0.5, synapse_sparsity=0.5, seed=1,
+                         settings=LnpSettings(centrality_distance=d, delocalize_edges=0)).kept
+            for d in ("inverse", "hops", "weight")}
+    assert len({tuple(k) for k in kept.values()}) > 1  # the length convention changes which neurons stay
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -118,7 +164,8 @@ def test_lnp_does_not_destabilise(seed):
 
 def test_seeded_runs_are_reproducible(net):
     W, tau = net
-    a, b, c = (lnp_prune(W, tau, neuron_sparsity=0.5, synapse_sparsity=0.5, seed=s) for s in (7, 7, 8))
+    sampled = LnpSettings(sampling="priority")  # "top" (the default) uses no random numbers here: exact betweenness
+    a, b, c = (lnp_prune(W, tau, neuron_sparsity=0.5, synapse_sparsity=0.5, seed=s, settings=sampled) for s in (7, 7, 8))
     assert (a.weights != b.weights).nnz == 0 and np.array_equal(a.kept, b.kept)
     assert np.array_equal(a.added_edges, b.added_edges) and a.after == b.after
     assert (a.weights.shape != c.weights.shape) or (a.weights != c.weights).nnz > 0

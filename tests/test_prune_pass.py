@@ -96,3 +96,21 @@ def test_a_pruned_rsnn_runs_on_lava_spike_for_spike(backend):
     ref = ReferenceBackend().run(q, x, record=True)
     assert_same(ref, backend.run(q, x, record=True))
     assert 0 < int(ref.spike_counts["hidden"].sum()) < ref.spike_trains["hidden"].size
+
+
+def test_the_record_holds_the_spiking_networks_lyapunov_exponent_measured_on_its_own_neurons():
+    """Before and after: the exponent of the population's LIF dynamics (not only of the linearised rate network),
+    recomputed here from the IR alone; on this seed LNP leaves the spiking network no less stable."""
+    from neurocompile.lnp import LIFNeurons, largest_spiking_lyapunov_exponent
+
+    def measured(net):
+        pop = net.population("hidden")
+        neurons = LIFNeurons(leak=pop.values("leak"), current_decay=pop.values("current_decay"), threshold=pop.values("threshold"),
+                             bias=pop.values("bias"), reset=pop.reset)
+        return largest_spiking_lyapunov_exponent(sp.csr_matrix(net.projection("hidden_to_hidden").weight, dtype=np.float64), neurons, seed=3)
+
+    net = ingest_model(_model(), timesteps=T)
+    out = prune(net, method="lnp", neuron_sparsity=0.6, synapse_sparsity=0.9, seed=3)
+    before, after = out.pruning.before["spiking_lyapunov_exponent"], out.pruning.after["spiking_lyapunov_exponent"]
+    assert before == pytest.approx(measured(net), abs=1e-12) and after == pytest.approx(measured(out), abs=1e-12)
+    assert after <= before

@@ -9,7 +9,8 @@ Steps (one module each): :mod:`.linear` (linearisation, local exponents, Lyapuno
 :mod:`.spectral` (noise-driven sparsification, Moore & Chaudhuri NeurIPS 2020),
 :mod:`.centrality` (betweenness neuron pruning), :mod:`.delocalize` (IPR-lowering edges),
 :mod:`.objective` and :mod:`.tau_search` (τ distribution by Bayesian optimisation),
-:mod:`.prune` (the pipeline and the random/activity baselines).
+:mod:`.prune` (the pipeline and the random/activity baselines), :mod:`.spiking_lyapunov` (the
+largest Lyapunov exponent of the spiking network itself, by finite-size perturbation growth).
 """
 from .centrality import CentralityPruning, betweenness, prune_by_centrality, synapse_graph
 from .covariance import stability_shift, stationary_covariance
@@ -22,10 +23,13 @@ from .prune import (AnalysisSettings, LnpResult, LnpSettings, PruneResult, Prune
 from .spectral import Sparsified, keep_probabilities, lyapunov_modulation, noise_scores, solve_k, sparsify
 from .spectrum import (Eigen, eigendecompose, eigenvalues, inverse_participation_ratio, mean_leading_ipr,
                        spectral_abscissa, spectral_radius)
+from .spiking_lyapunov import (LIFNeurons, SpikingLyapunov, SpikingLyapunovSettings, largest_spiking_lyapunov_exponent,
+                               spiking_lyapunov, tangent_limit)
 from .tau_search import TauSearchResult, TauSearchSettings, sample_tau, search_tau
 
 __all__ = [
-    "AnalysisSettings", "CentralityPruning", "Delocalized", "Eigen", "LnpResult", "LnpSettings",
+    "AnalysisSettings", "CentralityPruning", "Delocalized", "Eigen", "LIFNeurons", "LnpResult", "LnpSettings",
+    "SpikingLyapunov", "SpikingLyapunovSettings", "largest_spiking_lyapunov_exponent", "spiking_lyapunov", "tangent_limit",
     "MemorySettings", "ObjectiveSettings", "PruneResult", "PruneStats", "SimulationSettings", "Sparsified",
     "TauSearchResult", "TauSearchSettings", "activity_prune", "betweenness", "delocalize", "eigendecompose",
     "eigenvalues", "harmonic_mean_exponent", "inverse_participation_ratio", "ipr_sensitivity",

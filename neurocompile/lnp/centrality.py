@@ -27,7 +27,7 @@ class CentralityPruning:
     sources: int
 
 
-def synapse_graph(W: object) -> nx.DiGraph:
+def synapse_graph(W: object, distance: str = "inverse") -> nx.DiGraph:
     """The directed synapse graph: edge j → i for W[i, j] ≠ 0, with ``distance`` = 1 / |w_ij|.
 
     Why distance 1/|w|: betweenness counts *shortest* paths, and a signal travels "further" along
@@ -36,16 +36,21 @@ def synapse_graph(W: object) -> nx.DiGraph:
     sign is ignored because an inhibitory synapse carries as much information as an excitatory one.
     Random real weights make shortest paths almost surely unique, so weighted betweenness is also
     much less degenerate than hop counts on a dense graph (where most pairs are 1-2 hops apart).
+    ``distance="hops"`` (every synapse 1) and ``"weight"`` (|w| as the length, i.e. networkx's
+    ``weight=`` semantics applied to the raw weights, which makes strong synapses *long*) are there
+    for comparison; both scored worse than 1/|w| on both tasks of bench/lnp.py (see
+    :class:`.prune.LnpSettings`).
     """
     M = check_weights(W).tocoo()
     G = nx.DiGraph()
     G.add_nodes_from(range(M.shape[0]))
-    G.add_weighted_edges_from(zip(M.col.tolist(), M.row.tolist(), (1.0 / np.abs(M.data)).tolist()),
-                              weight="distance")
+    d = {"inverse": lambda a: 1.0 / a, "hops": np.ones_like, "weight": lambda a: a}[distance](np.abs(M.data))
+    G.add_weighted_edges_from(zip(M.col.tolist(), M.row.tolist(), d.tolist()), weight="distance")
     return G
 
 
-def betweenness(W: object, *, seed: Seed = 0, max_relaxations: int = DEFAULT_MAX_RELAXATIONS) -> tuple[np.ndarray, int]:
+def betweenness(W: object, *, seed: Seed = 0, max_relaxations: int = DEFAULT_MAX_RELAXATIONS,
+                distance: str = "inverse") -> tuple[np.ndarray, int]:
     """Normalised betweenness centrality of each neuron and the number of sources it used.
 
     Exact (all n sources) while n · edges ≤ ``max_relaxations``; beyond that networkx's source
@@ -56,7 +61,7 @@ def betweenness(W: object, *, seed: Seed = 0, max_relaxations: int = DEFAULT_MAX
     """
     M = check_weights(W)
     n = M.shape[0]
-    G = synapse_graph(M)
+    G = synapse_graph(M, distance)
     m = max(1, G.number_of_edges())
     k = n if n * m <= max_relaxations else min(n, max(32, max_relaxations // m))
     sample_seed = int(rng_from(seed).integers(2**31)) if k < n else None
@@ -66,7 +71,7 @@ def betweenness(W: object, *, seed: Seed = 0, max_relaxations: int = DEFAULT_MAX
 
 
 def prune_by_centrality(W: object, *, neuron_sparsity: float, seed: Seed = 0,
-                        max_relaxations: int = DEFAULT_MAX_RELAXATIONS) -> CentralityPruning:
+                        max_relaxations: int = DEFAULT_MAX_RELAXATIONS, distance: str = "inverse") -> CentralityPruning:
     """Keep the n - round(neuron_sparsity · n) neurons of highest betweenness (at least one).
 
     Ties (e.g. the many zero-centrality leaves of a sparse graph) are broken by total synaptic
@@ -77,7 +82,7 @@ def prune_by_centrality(W: object, *, neuron_sparsity: float, seed: Seed = 0,
     s = check_fraction(neuron_sparsity, "neuron_sparsity")
     n = M.shape[0]
     n_keep = max(1, n - int(round(s * n)))
-    bc, k = betweenness(M, seed=seed, max_relaxations=max_relaxations)
+    bc, k = betweenness(M, seed=seed, max_relaxations=max_relaxations, distance=distance)
     absW = abs(M)
     strength = np.asarray(absW.sum(axis=0)).ravel() + np.asarray(absW.sum(axis=1)).ravel()
     order = np.lexsort((np.arange(n), -strength, -bc))  # last key is primary: highest bc first

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .checks import check_gain, check_network, check_positive
+from .checks import check_gain, check_network, check_positive, deterministic_blas
 from .linear import linearize
 from .spectrum import Eigen, eigendecompose, inverse_participation_ratio, mean_leading_ipr
 
@@ -52,8 +52,9 @@ def ipr_sensitivity(eig: Eigen, n_leading: int) -> np.ndarray:
     gaps = lam[idx][:, None] - lam[None, :]
     scale = max(1.0, float(np.max(np.abs(lam))))
     inv_gaps = np.divide(1.0, gaps, out=np.zeros_like(gaps), where=np.abs(gaps) > _GAP_TOL * scale)
-    H = ((Q @ V) * inv_gaps) @ U  # (m, n): H[k, i] = q_kᵀ R_k e_i
-    return (H.T @ Vk).real / len(idx)
+    with deterministic_blas():  # these products decide which edges are added: bit-reproducible whatever the thread count
+        H = ((Q @ V) * inv_gaps) @ U  # (m, n): H[k, i] = q_kᵀ R_k e_i
+        return (H.T @ Vk).real / len(idx)
 
 
 def delocalize(W: object, tau: object, *, gain: float | np.ndarray = 1.0, max_edges: int = 10,

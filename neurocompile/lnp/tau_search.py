@@ -5,6 +5,13 @@ parameters by Bayesian optimisation of a task-agnostic objective (:func:`.object
 We parametrise the gamma by (shape, mean) rather than (shape, scale): the mean is the timescale
 a user thinks in, and the two are far less correlated in the objective than shape and scale.
 The sampler is optuna's TPE, seeded, so the search is reproducible.
+
+Where it runs: :func:`.prune.lnp_prune` does not call it (it prunes the network with the τ it is
+given); ``bench/lnp.py --tau-search`` applies it after pruning, to every method's pruned network
+alike (20 trials). Measured there (500 neurons, 5 seeds, 60 % / 90 %): it picked short means
+(≈ 2-4.5 steps against the dense network's 5) and lowered NRMSE / dense for LNP on Lorenz
+(1.34 → 1.28) but as much for random pruning (1.39 → 1.30); on Rössler neither moved (1.55 / 1.52
+→ 1.54 / 1.55). It is not a lever that favours LNP over the baselines on this study.
 """
 from __future__ import annotations
 

@@ -6,8 +6,11 @@ projection onto itself), reads its weights ``W`` (row = target) and membrane
 time constants ``τ = 1 / leak``, runs the method, and rebuilds the network
 around the surviving neurons — per-neuron parameters sliced, the rows of
 incoming and the columns of outgoing projections kept for them, the
-recurrent projection replaced by the pruned (rescaled, delocalised) sparse
-matrix. What was done is recorded in ``net.pruning`` for the report.
+recurrent projection replaced by the pruned (delocalised) sparse matrix.
+What was done is recorded in ``net.pruning`` for the report, with the
+network's statistics before and after — among them the largest Lyapunov
+exponent of the spiking population itself, measured on its own LIF neurons
+(``neurocompile.lnp.spiking_lyapunov``).
 
 Task-agnostic by design (LNP prunes the untrained network); ``activity``
 (the baseline that trains the dense network first) takes the trained
@@ -23,7 +26,7 @@ import scipy.sparse as sp
 
 from ..errors import NeurocompileError
 from ..ir import Network, Population, Projection, PruningRecord
-from ..lnp import AnalysisSettings, LnpSettings, prune as prune_matrix
+from ..lnp import AnalysisSettings, LIFNeurons, LnpSettings, prune as prune_matrix
 from .base import IS_CONVERTED, NOT_QUANTIZED, network_pass
 
 METHODS = ("lnp", "random", "activity")
@@ -93,7 +96,10 @@ def prune(
     W = sp.csr_matrix(rec.weight, dtype=np.float64)
     tau = 1.0 / np.maximum(pop.values("leak"), 1.0 / 1e6)  # integrate-and-fire (leak 0): a very long τ
     tau = np.maximum(tau, MIN_TAU)
-    settings = LnpSettings(analysis=AnalysisSettings(gain=gain))
+    # the spiking exponent is measured on the population's own LIF neurons (thresholds, biases, both decays, reset)
+    neurons = LIFNeurons(leak=pop.values("leak"), current_decay=pop.values("current_decay"), threshold=pop.values("threshold"),
+                         bias=pop.values("bias"), reset=pop.reset)
+    settings = LnpSettings(analysis=AnalysisSettings(gain=gain, neurons=neurons))
     result = prune_matrix(method, W, tau, neuron_sparsity=neuron_sparsity, synapse_sparsity=synapse_sparsity,
                           seed=seed, activity=activity, settings=settings)
     kept = np.asarray(result.kept, dtype=np.int64)
