@@ -106,7 +106,7 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
 
         _refuse_options(params, ("task", "prune_method", "neuron_sparsity", "synapse_sparsity", "neurons", "lava_steps"), "--rsnn")
         if model is None:
-            raise NeurocompileError("give MODEL (a .pt2 or .pt file), or --rsnn to build a recurrent SNN")
+            raise NeurocompileError("give MODEL (a .pt2 or .pt file), or --rsnn to build a recurrent SNN (see neurocompile build --help)")
         report = run_build(
             model, target=target, data=data, out=out, timesteps=32 if timesteps is None else timesteps, seed=seed,
             lava_samples=lava_samples, backend=backend, encoding=encoding, threshold_method=threshold_method,
