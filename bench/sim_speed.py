@@ -1,7 +1,7 @@
 """Simulation speed: the batched ``reference`` backend vs Lava Loihi2SimCfg fixed point.
 
     python bench/sim_speed.py [--quick] [--lava-samples N] [--ref-samples N] [--ref-batch N]
-                              [--repeats R] [--threads N] [--profile]
+                              [--repeats R] [--threads N] [--profile] [--only pruned [--baseline]]
 
 Issue targets, all measured side by side in this one run on this machine:
 
@@ -246,6 +246,7 @@ def synaptic_floor(net: Network, frames: np.ndarray, counts: dict[str, np.ndarra
         for syn in syns:
             for s in inputs[syn.proj.source]:
                 syn.accept(s)
+                tuple(syn.message())  # a deferred message (summed inside the LIF step) computed here
         best = min(best, time.perf_counter() - t0)
     return B * P / best
 
@@ -477,6 +478,45 @@ def profile_reference(name: str, net: Network, frames: np.ndarray, top: int = 14
         print(f"  {us / 1e3:8.1f} {100 * us / total:5.1f}% {len(calls):6d}  {op:<26} {frame}")
 
 
+# ----------------------------------------------------------------------------- the pruned RSNN
+
+
+@contextlib.contextmanager
+def synapse_kernels_off():
+    """The engine without its sparse/graded synapse kernels (native/syn_step.c, lif_step.c's fused step):
+    the int8 GEMM and float matmul they replace, for a before/after in one run."""
+    from unittest import mock
+
+    from neurocompile.sim import native
+
+    with mock.patch.object(native, "spmm_step", lambda: None), mock.patch.object(native, "dense_step", lambda: None), \
+            mock.patch.object(native, "lif_fused", lambda: None):
+        yield
+
+
+def pruned_section(args, lava_ok: bool) -> dict:
+    """A pruned heterogeneous RSNN (issue 10): per-neuron decays and thresholds on the fused LIF step,
+    a 90 %-pruned recurrence on the sparse kernel; ``--baseline`` also times it without those kernels."""
+    from neurocompile.sim.run import period
+
+    rsnn = pruned_rsnn()
+    rsnn_frames = graded_frames(args.ref_samples, period(rsnn), rsnn.population(rsnn.input).size, seed=3)
+    pr = compare_network("pruned rsnn", rsnn, rsnn_frames, args, lava_ok)
+    hidden = rsnn.population("hidden")
+    lava_part = lava_summary(pr)
+    print(f"  pruned rsnn (HRSNN 2,000 → {hidden.size} neurons with per-neuron decays, "
+          f"{rsnn.projection('hidden_to_hidden').weight.nnz:,} recurrent synapses, graded input): reference "
+          f"{fmt_rate(pr['ref_rate'])} sample-steps/s, mean firing rate {pr['rate']:.3f}{lava_part}", flush=True)
+    if args.baseline:
+        with synapse_kernels_off():
+            base = time_reference(rsnn, rsnn_frames, args.ref_batch, args.repeats)
+        base_rate = base.steps / base.wall_s
+        vs_lava = f" = {base_rate / pr['lava_run_rate']:,.0f}x the Lava run rate" if pr.get("lava_run_rate") else ""
+        print(f"    without the sparse/graded synapse kernels (int8 GEMM + float matmul, the previous engine): "
+              f"{fmt_rate(base_rate)} sample-steps/s{vs_lava}; with them {pr['ref_rate'] / base_rate:.2f}x faster", flush=True)
+    return pr
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -490,6 +530,8 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=None, help="reference timings: best of R runs (default 5; quick 1)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for the reference measurements (default: torch's, all cores)")
     ap.add_argument("--profile", action="store_true", help="also profile the reference engine on each network")
+    ap.add_argument("--only", choices=["pruned"], help="run one section only: 'pruned' = the pruned RSNN vs Lava (~1 min)")
+    ap.add_argument("--baseline", action="store_true", help="pruned RSNN: also time the engine without its sparse/graded synapse kernels")
     ap.add_argument("--child", choices=["events", "memory"], help=argparse.SUPPRESS)
     ap.add_argument("--spec", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -523,6 +565,15 @@ def main() -> int:
     print(f"reference: best of {args.repeats} run(s) of {args.ref_samples} samples, batch size {args.ref_batch}; "
           f"lava: {args.lava_samples} samples per network"
           + (", recorded (record=True) in the same run" if q else f" (+ a record=True run of {args.train_samples} for spike trains)"))
+
+    if args.only == "pruned":
+        pr = pruned_section(args, lava_ok)
+        if pr.get("ratio_run") is not None:
+            ok = pr["ratio_run"] >= TARGET_RATIO and pr["counts_identical"] and pr["trains_identical"]
+            print(f"\n  [{verdict(ok)}] ≥ {TARGET_RATIO:,.0f}x Lava sample-steps/s, identical spikes — pruned rsnn: "
+                  f"{pr['ratio_run']:,.0f}x the pure Lava run rate ({pr['ratio_call']:,.0f}x the whole call)")
+        print(f"\nwall time {time.perf_counter() - t_start:.0f} s; load average {load_average()} at end")
+        return 0
 
     # -- 1. sample-steps/s side by side --------------------------------------------------
     from neurocompile.sim.run import frames_for, period
@@ -562,15 +613,7 @@ def main() -> int:
         print(f"  recurrent 1k leaky (the same network, neurons leaky: dv = 512, v × 0.875 per step; the fused LIF step): reference "
               f"{fmt_rate(leaky['ref_rate'])} sample-steps/s, {leaky['ref_rate'] / if_rate:.2f}x its integrate-and-fire variant "
               f"({fmt_rate(if_rate)}), mean firing rate {leaky['rate']:.3f}{lava_part}", flush=True)
-        # a pruned heterogeneous RSNN (issue 10): per-neuron decays and thresholds on the fused LIF step
-        rsnn = pruned_rsnn()
-        rsnn_frames = graded_frames(args.ref_samples, period(rsnn), rsnn.population(rsnn.input).size, seed=3)
-        pr = compare_network("pruned rsnn", rsnn, rsnn_frames, args, lava_ok)
-        hidden = rsnn.population("hidden")
-        lava_part = lava_summary(pr)
-        print(f"  pruned rsnn (HRSNN 2,000 → {hidden.size} neurons with per-neuron decays, "
-              f"{rsnn.projection('hidden_to_hidden').weight.nnz:,} recurrent synapses, graded input): reference "
-              f"{fmt_rate(pr['ref_rate'])} sample-steps/s, mean firing rate {pr['rate']:.3f}{lava_part}", flush=True)
+        pruned_section(args, lava_ok)
 
         # -- 2. synaptic events/s ---------------------------------------------------------
         print()

@@ -47,6 +47,36 @@ def _sum_messages(msgs: list[Message]) -> torch.Tensor:
     return functools.reduce(torch.add, [x << e if e else x for x, e in msgs])
 
 
+class _Deferred:
+    """A projection's message not computed yet: ``x``, its source's activity, and the synapses.
+
+    The fused LIF step (native/lif_step.c, ``nc_lif_fused``) sums it straight into
+    act, block by block while the block is in cache, instead of a (batch, n) int32
+    message written to memory and read back. Everything else reads it as the
+    ``(x, e)`` pair of a :data:`Message` (unpacking, indexing), computed on first use
+    by the same kernels as an eager message -- so no consumer sees a difference.
+    """
+
+    __slots__ = ("syn", "x", "_msg")
+
+    def __init__(self, syn: "_Synapses", x: torch.Tensor) -> None:
+        self.syn, self.x, self._msg = syn, x, None
+
+    def resolve(self) -> Message:
+        if self._msg is None:
+            self._msg = self.syn._compute(self.x)
+        return self._msg
+
+    def __iter__(self):
+        return iter(self.resolve())
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i):
+        return self.resolve()[i]
+
+
 def _per_neuron(value, n: int) -> torch.Tensor:
     """An int parameter given once or per neuron as an int64 vector of ``n`` values."""
     return torch.as_tensor(np.broadcast_to(np.asarray(value, dtype=np.int64), (n,)).copy())
@@ -69,7 +99,9 @@ class _Neurons:
       in int32 as Lava stores them. The fused C step (native/lif_step.c) is exact
       for every parameter and input (Lava's int32 wraps are its unsigned 32-bit
       arithmetic); without it, torch int32 ops where the bounds of
-      :meth:`_lif_bounded` prove that nothing can wrap.
+      :meth:`_lif_bounded` prove that nothing can wrap. Deferred messages
+      (:class:`_Deferred`: sparse spikes, few-channel graded input) are summed inside
+      that C step (``nc_lif_fused``), 32 samples at a time while they are in cache.
     * otherwise Lava's rules as written (fixed_point.lif_subthreshold) in int64.
     """
 
@@ -112,7 +144,10 @@ class _Neurons:
         self._drive: torch.Tensor | None = None  # fast path: bias + the static messages, once per run
         self._act0: torch.Tensor | None = None  # lif path: the static messages' act, once per run
         self._last: list[Message] = []
-        # the C LIF step keeps u only where it decays (du < 4095); else u = act is rebuilt from the last messages
+        # the C LIF step keeps u only where it decays (du < 4095); else u = act is rebuilt from the last
+        # messages -- but with per-neuron factors it is stored (not decayed: nothing to read) where du = 4095
+        # for all: cheaper than a rebuild of a large population's u that every backend run asks for
+        self._du_unity = bool(np.all(np.asarray(self.du) == fx.DECAY_UNITY - 1))
         self._keep_u = not (self._lif_kernel is not None and self.uniform and self.du == fx.DECAY_UNITY - 1)
         if self._lif_kernel is not None and self._keep_u:
             self.u = torch.zeros(batch, n, dtype=dtype)  # owned: the C step writes it in place
@@ -202,7 +237,7 @@ class _Neurons:
             # Lava's int32 act modulo 2^32 (no wrap at all within the torch path's bounds)
             a0 = fx.wrap32(_sum_messages(fixed) << fx.ACT_SHIFT).to(torch.int32) if fixed else torch.zeros(1, n, dtype=torch.int32)
             self._act0 = (a0 if a0.dim() == 2 and a0.shape[0] in (1, B) else torch.broadcast_to(a0, (B, n))).contiguous()
-        dynamic = [(x, e) for (x, e), f in zip(msgs, static) if not f]
+        dynamic = [m for m, f in zip(msgs, static) if not f]  # deferred messages stay so for the fused C step
         if self._lif_kernel is not None:
             return self._lif_native_step(dynamic)
         unit = 1 << fx.ACT_SHIFT
@@ -234,6 +269,8 @@ class _Neurons:
         """The LIF step fused in C (native/lif_step.c): Lava's wraps as unsigned 32-bit arithmetic, no bound needed."""
         u, v, act0, counts = self.u, self.v, self._act0, self.counts
         B, n = v.shape
+        inputs = [m for m in dynamic if isinstance(m, _Deferred) and m._msg is None and m.syn.fusable(m.x, B, n)]
+        dynamic = [m for m in dynamic if not any(m is d for d in inputs)]
         # int32 rows: a message that _Synapses wrapped to int32 may arrive in int64 (then converted exactly)
         xs = [(x if x.shape == (B, n) else x.expand(B, n)).to(torch.int32).contiguous() for x, _ in dynamic]
         alphas = [(1 << (e + fx.ACT_SHIFT)) & 0xFFFFFFFF for _, e in dynamic]  # (x << e) << 6 modulo 2^32
@@ -251,11 +288,26 @@ class _Neurons:
         ptrs = (ctypes.c_void_p * max(len(xs), 1))(*[x.data_ptr() for x in xs])
         alpha_arr = (ctypes.c_uint32 * max(len(xs), 1))(*alphas)
         pn = self._per_neuron
-        fu = 0 if pn is not None or not self._keep_u else fx.DECAY_UNITY - 1 - self.du
+        if pn is not None:  # a flag: 0 when no neuron's u decays (u = act stored), the factors in pn
+            fu = 0 if self._du_unity else 1
+        else:
+            fu = 0 if not self._keep_u else fx.DECAY_UNITY - 1 - self.du
         fv, vth = (0, 0) if pn is not None else (fx.DECAY_UNITY - self.dv, self.vth)
+        state = (u.data_ptr() if self._keep_u else None, v.data_ptr(), act0.data_ptr(), 0 if act0.shape[0] == 1 else n,
+                 self.bias.data_ptr(), ptrs, alpha_arr, len(xs))
+        fused = native.lif_fused() if inputs else None
+        if fused is not None:
+            specs = (native.Input * len(inputs))(*[m.syn.input_spec(m.x) for m in inputs])
+            if fused(*state, specs, len(inputs),
+                     None if spikes is None else spikes.data_ptr(), None if counts is None else counts.data_ptr(),
+                     int(counts is not None and counts.dtype == torch.int32), B, n,
+                     fu, fv, fx.DECAY_SHIFT, fx.UV_MAX, vth, int(self.pop.reset == "zero"), torch.get_num_threads(),
+                     *((None, None, None) if pn is None else (a.data_ptr() for a in pn))) == 0:
+                return self.zero if spikes is None else spikes
+        if inputs:  # no fused kernel, or it could not allocate (nothing was written): the messages as tensors
+            return self._lif_native_step([tuple(m) for m in dynamic + inputs])
         self._lif_kernel(
-            u.data_ptr() if self._keep_u else None, v.data_ptr(), act0.data_ptr(), 0 if act0.shape[0] == 1 else n,
-            self.bias.data_ptr(), ptrs, alpha_arr, len(xs),
+            *state,
             None if spikes is None else spikes.data_ptr(), None if counts is None else counts.data_ptr(),
             int(counts is not None and counts.dtype == torch.int32), B, n,
             fu, fv, fx.DECAY_SHIFT, fx.UV_MAX, vth, int(self.pop.reset == "zero"), torch.get_num_threads(),
@@ -417,6 +469,60 @@ def _int8_weights(proj: Projection, min_density: float = 0.02, max_entries: int 
 
 _prepared_weights = _per_projection(weight_tensor)
 
+SPMM_MAX_DENSITY = 1 / 16  # the sparse kernel's cost ~ nnz, the int8 GEMM's ~ all entries: ~equal at 10 % (measured)
+
+
+@_per_projection
+def _spmm_weights(proj: Projection, max_density: float = SPMM_MAX_DENSITY):
+    """The Lava-effective integer weights as CSR arrays (rowptr int64, col int32, val int32, n_src) for
+    native/syn_step.c, or None when the matrix is too dense for it to beat the int8 GEMM
+    or a weight does not fit int32 (then the int8 GEMM or the float matmul runs it).
+
+    The kernel's cost is per synapse and sample, whatever the spike rate; the dense
+    int8 GEMM does the work of the pruned synapses too (SMALL_DENSE). Measured on
+    2 cores, 1,024 samples: the pruned RSNN's 800 × 800 recurrence at 1 % density
+    ~8x faster than ``torch._int_mm``, a 1,000 × 1,000 one at 10 % on a par.
+    """
+    m = sp.csr_matrix(proj.matrix())
+    m.sum_duplicates()
+    n_tgt, n_src = m.shape
+    if m.nnz == 0 or m.nnz > max_density * n_tgt * n_src or max(n_tgt, n_src) >= 2**31:
+        return None
+    data = np.asarray(m.data)
+    if np.any(data != np.round(data)) or np.abs(data).max() >= 2**31:
+        return None
+    return (np.ascontiguousarray(m.indptr, dtype=np.int64), np.ascontiguousarray(m.indices, dtype=np.int32),
+            np.ascontiguousarray(data, dtype=np.int32), n_src)
+
+
+DENSE32_MAX_INPUTS = 64  # fan-in up to which graded input runs in native/syn_step.c rather than a float GEMM
+
+
+@_per_projection
+def _dense32_weights(proj: Projection, max_inputs: int = DENSE32_MAX_INPUTS):
+    """W^T (n_in, n_out) int32 of the Lava-effective integer weights for native/syn_step.c's dense
+    kernel, or None (many inputs: a float GEMM runs at its peak there; or a weight beyond int32).
+
+    Exact because the engine calls it only without wraps (``_Synapses.no_wrap``): every sum is an int32.
+    """
+    w = np.asarray(proj.weight)
+    if w.ndim != 2 or w.shape[1] > max_inputs or w.size == 0 or np.any(w != np.round(w)) or np.abs(w).max() >= 2**31:
+        return None
+    return torch.from_numpy(np.ascontiguousarray(w.T.astype(np.int32)))
+
+
+@_per_projection
+def _dense16_weights(proj: Projection):
+    """The weights of :func:`_dense32_weights` as int16 pairs of input channels for the fused step's
+    int16 multiply-adds (syn_core.h, nc_dense_rows16), or None where a weight is beyond int16."""
+    wt = _dense32_weights(proj)
+    if wt is None or wt.abs().max() >= 2**15:
+        return None
+    n_in, n_out = wt.shape
+    w = torch.zeros((n_in + 1) // 2 * 2, n_out, dtype=torch.int16)
+    w[:n_in] = wt.to(torch.int16)
+    return w.reshape(-1, 2, n_out).transpose(1, 2).contiguous()  # [jp, i, h] = W[i, 2 jp + h]
+
 
 @_per_projection
 def _pooled_conv(proj: Projection, dtype: torch.dtype):
@@ -425,50 +531,166 @@ def _pooled_conv(proj: Projection, dtype: torch.dtype):
 
 
 class _Synapses:
-    """A projection's weights and its one-step delay buffer."""
+    """A projection's weights and its one-step delay buffer.
+
+    Kernels, chosen per projection: binary spikes through a sparse projection of at most
+    ``SPMM_MAX_DENSITY`` run in native/syn_step.c dense over the batch (``spmm``: the int8
+    GEMM would do the pruned synapses' work too); graded input through a dense projection of
+    few channels runs there too (``dense32``/``dense16``). Their messages are deferred
+    (:class:`_Deferred`): a LIF target on the fused C step sums them inside its step. Other
+    binary projections take the int8 GEMM (``int8``), the rest a float matmul.
+    """
 
     def __init__(self, proj: Projection, sf: SynapseFixed, max_input: float = 1.0, binary: bool = False):
         self.proj, self.exp = proj, int(sf.exp)
-        self.int8 = None
-        eff = _lava_effective(sf, proj)
+        self.int8 = self.spmm = self.dense32 = self.dense16 = None
+        self._max_input = max_input
+        self.mm_dtype = None  # the float matmul's weights are made when first needed (_prepare_dense)
+        eff = self._eff = _lava_effective(sf, proj)
         # float32 sums of integers are exact below 2^24: use them when the worst case stays there
-        bound = _row_l1_bound(eff) * max_input
+        bound = self._bound = _row_l1_bound(eff) * max_input
         self.out_bound = math.ceil(bound * 2.0**self.exp)  # largest |message| this projection can send
         self.no_wrap = bound < 2**31 and self.out_bound < 2**31  # both int32 wraps are identities
         self.buf_dtype = torch.int32 if self.no_wrap else torch.int64
-        if binary and self.no_wrap:
+        self.binary = binary
+        if binary and self.no_wrap and proj.kind == "sparse" and native.spmm_step() is not None:
+            self.spmm = _spmm_weights(eff)  # None where the matrix is too dense for it to pay
+        elif not binary and self.no_wrap and proj.kind == "dense" and native.dense_step() is not None:
+            self.dense32 = _dense32_weights(eff)  # graded input, few channels: None where it does not apply
+            self.dense16 = _dense16_weights(eff) if self.dense32 is not None else None
+        if self.spmm is None:
+            self._prepare_dense()
+        self.msg: Message | None = None  # set by accept() at step 0, first read at step 1
+
+    def _prepare_dense(self) -> None:
+        """The int8 GEMM's weights, or the float matmul's (all but the sparse kernel's projections)."""
+        eff, proj = self._eff, self.proj
+        if self.binary and self.no_wrap:
             self.int8 = _int8_weights(eff)
-        if self.int8 is None:
-            self.mm_dtype = torch.float32 if bound < 2**24 else torch.float64
+        if self.int8 is None and self.mm_dtype is None:
+            self.mm_dtype = torch.float32 if self._bound < 2**24 else torch.float64
             self.w = _prepared_weights(eff, self.mm_dtype)
             # pool-composed kernels run pooled: same sums (all partial sums stay within ``bound``)
             self.pooled = _pooled_conv(eff, self.mm_dtype) if proj.kind == "conv" else None
-        self.msg: Message | None = None  # set by accept() at step 0, first read at step 1
 
     def message(self) -> Message:  # type: ignore[return]
-        """What the projection delivers this step, as (x, e): the message is ``x << e``."""
+        """What the projection delivers this step, as (x, e): the message is ``x << e`` (a
+        :class:`_Deferred` reads as that pair too)."""
         return self.msg
 
     def accept(self, s: torch.Tensor) -> None:
+        """Take the source's output of this step: the message is computed now, or deferred
+        (:class:`_Deferred`) where a native kernel can sum it inside the target's LIF step."""
+        x = self._deferrable(s)
+        self.msg = self._compute(s) if x is None else _Deferred(self, x)
+
+    def _deferrable(self, s: torch.Tensor) -> torch.Tensor | None:
+        """``s`` as the native kernels take it (int8 spikes, or int32/int64 graded rows), or None."""
+        if self.spmm is not None:
+            s = s.to(torch.int8)  # binary: 0/1 in any dtype converts exactly (a no-op for the neurons' int8 spikes)
+            return s.reshape(s.shape[0], -1).contiguous()
+        if self.dense32 is not None:
+            if s.dtype not in (torch.int64, torch.int32):
+                if s.is_floating_point() or s.is_complex() or s.dtype == torch.bool:
+                    return None  # the float matmul's input
+                s = s.to(torch.int32)  # int8, uint8, int16: exact
+            # a copy (few channels: cheap): the caller's frames may change before a deferred message is read
+            return s.reshape(s.shape[0], -1).clone(memory_format=torch.contiguous_format)
+        return None
+
+    def fusable(self, x: torch.Tensor, B: int, n: int) -> bool:
+        """Whether :meth:`input_spec` of ``x`` is valid for a fused step of a (B, n) population (the C side trusts it)."""
+        if x.dim() != 2 or x.shape[0] != B or x.stride(1) != 1 or (B > 1 and x.stride(0) < x.shape[1]):
+            return False
+        if self.spmm is not None:
+            rowptr, col, val, n_src = self.spmm
+            return (x.dtype == torch.int8 and x.shape[1] == n_src and x.is_contiguous() and rowptr.shape == (n + 1,)
+                    and col.shape == val.shape == (int(rowptr[-1]),))
+        if self.dense32 is not None:
+            return x.dtype in (torch.int32, torch.int64) and self.dense32.shape == (x.shape[1], n)
+        return False
+
+    def input_spec(self, x: torch.Tensor):
+        """``x`` through this projection as lif_step.c's ``nc_input_t``: act += alpha · (sums >> shift)."""
+        e = max(self.exp, 0)
+        alpha = (1 << (e + fx.ACT_SHIFT)) & 0xFFFFFFFF  # (sums << e) << 6 modulo 2^32
+        shift = min(max(-self.exp, 0), 31)  # Lava's floor shift of a negative exponent (int32 sums: >> 31 is the floor)
+        if self.spmm is not None:
+            rowptr, col, val, n_src = self.spmm
+            return native.Input(x.data_ptr(), x.stride(0), n_src, rowptr.ctypes.data, col.ctypes.data, val.ctypes.data,
+                                None, 0, shift, alpha, 0)
+        w16 = self.dense16 is not None and self._max_input < 2**15  # every |x| fits int16 too
+        return native.Input(x.data_ptr(), x.stride(0), x.shape[1], None, None, None,
+                            (self.dense16 if w16 else self.dense32).data_ptr(), 2 if x.dtype == torch.int64 else 1,
+                            shift, alpha, int(w16))
+
+    def _compute(self, s: torch.Tensor) -> Message:
+        """The message of source output ``s`` as a tensor."""
+        if self.spmm is not None:  # binary spikes × CSR weights in C, dense over the batch (exact int32 sums)
+            acc = self._spmm_accept(s)
+            if acc is not None:
+                return self._scaled(acc, self.exp)
+            self.spmm = None  # the kernel could not allocate its scratch: the dense kernels from now on
+            self._prepare_dense()
+        if self.dense32 is not None and (acc := self._dense32_accept(s)) is not None:
+            return (acc, self.exp) if self.exp >= 0 else (acc, 0)  # the kernel shifted a negative exponent
         if self.int8 is not None:  # binary spikes × int8 weights, accumulated exactly in int32
             w8, k = self.int8
             # (acc << k) shifted by weight_exp is one shift by k + weight_exp (floor(a·2^k / 2^m) = floor(a / 2^(m-k)))
-            self.msg = self._scaled(torch._int_mm(s.to(torch.int8), w8), k + self.exp)
+            return self._scaled(torch._int_mm(s.to(torch.int8), w8), k + self.exp)
+        x = s.to(self.mm_dtype)
+        if self.pooled is not None:
+            w, d, stride, padding = self.pooled
+            spec = self.proj.conv
+            x = F.avg_pool2d(x.reshape(x.shape[0], *spec.in_shape), d, d, divisor_override=1)  # a sum pool
+            acc = F.conv2d(x, w, None, stride, padding, 1, spec.groups).reshape(x.shape[0], -1).to(self.buf_dtype)
         else:
-            x = s.to(self.mm_dtype)
-            if self.pooled is not None:
-                w, d, stride, padding = self.pooled
-                spec = self.proj.conv
-                x = F.avg_pool2d(x.reshape(x.shape[0], *spec.in_shape), d, d, divisor_override=1)  # a sum pool
-                acc = F.conv2d(x, w, None, stride, padding, 1, spec.groups).reshape(x.shape[0], -1).to(self.buf_dtype)
-            else:
-                acc = project(self.proj, self.w, x).to(self.buf_dtype)
-            if self.no_wrap:
-                self.msg = self._scaled(acc, self.exp)
-            else:
-                # graded input: Lava's int32 ``weights.dot(s_in)`` wraps before the shift; the
-                # binary path sums in int64 — identical unless fan-in exceeds ~8 M neurons
-                self.msg = fx.wrap32(fx.shift(fx.wrap32(acc), self.exp)), 0
+            acc = project(self.proj, self.w, x).to(self.buf_dtype)
+        if self.no_wrap:
+            return self._scaled(acc, self.exp)
+        # graded input: Lava's int32 ``weights.dot(s_in)`` wraps before the shift; the
+        # binary path sums in int64 — identical unless fan-in exceeds ~8 M neurons
+        return fx.wrap32(fx.shift(fx.wrap32(acc), self.exp)), 0
+
+    def _spmm_accept(self, s: torch.Tensor) -> torch.Tensor | None:
+        """``s @ W^T`` as int32 by native/syn_step.c, or None if the kernel failed (nothing else changed)."""
+        rowptr, col, val, n_src = self.spmm
+        n_tgt = rowptr.shape[0] - 1
+        s = s.to(torch.int8)  # binary: 0/1 in any dtype converts exactly (a no-op for the neurons' int8 spikes)
+        s = s.reshape(s.shape[0], -1).contiguous()
+        B = s.shape[0]
+        out = torch.empty(B, n_tgt, dtype=torch.int32)
+        # the C side trusts these (not an assert: memory safety must hold under python -O too)
+        if not (s.shape[1] == n_src and col.shape == val.shape == (int(rowptr[-1]),)):
+            raise RuntimeError(f"internal error: projection {self.proj.name!r} reached the sparse kernel with unexpected buffers")
+        fn = native.spmm_step()
+        if fn is None or fn(s.data_ptr(), B, n_src, rowptr.ctypes.data, col.ctypes.data, val.ctypes.data,
+                            out.data_ptr(), n_tgt, torch.get_num_threads()) != 0:
+            return None
+        return out
+
+    def _dense32_accept(self, x: torch.Tensor) -> torch.Tensor | None:
+        """``(x @ W^T) >> -exp`` (``exp`` < 0; else the sums) as int32 by native/syn_step.c, or None for
+        inputs it does not take (floats: the float matmul runs them)."""
+        if x.dtype not in (torch.int64, torch.int32):
+            if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+                return None
+            x = x.to(torch.int32)  # int8, uint8, int16: exact
+        wt = self.dense32
+        n_in, n_out = wt.shape
+        if x.dim() != 2 or x.shape[1] != n_in or x.stride(1) != 1:
+            x = x.reshape(x.shape[0], -1).contiguous()
+        B = x.shape[0]
+        # the C side trusts these (not an assert: memory safety must hold under python -O too)
+        if not (x.shape[1] == n_in and x.stride(1) == 1 and (B <= 1 or x.stride(0) >= n_in)):
+            raise RuntimeError(f"internal error: projection {self.proj.name!r} reached the dense kernel with unexpected buffers")
+        out = torch.empty(B, n_out, dtype=torch.int32)
+        fn = native.dense_step()
+        if fn is None:
+            return None
+        fn(x.data_ptr(), int(x.dtype == torch.int64), x.stride(0), B, n_in, wt.data_ptr(), n_out,
+           min(max(-self.exp, 0), 31), out.data_ptr(), torch.get_num_threads())
+        return out
 
     @staticmethod
     def _scaled(acc: torch.Tensor, exp: int) -> Message:

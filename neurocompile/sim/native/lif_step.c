@@ -37,6 +37,8 @@
  */
 #include <stdint.h>
 
+#include "syn_core.h"
+
 #define CHUNK 512
 
 static inline __attribute__((always_inline)) int32_t nc_decay(int32_t x, int32_t f, int32_t shift)
@@ -88,6 +90,52 @@ static inline __attribute__((always_inline)) void lif_chunk(
 /* per-neuron parameters: u kept and both decays applied (a factor of 0 or 4096 is exact in nc_decay) */
 #define NC_CHUNK_PN(FIRE, ZR) \
     lif_chunk(ur, vr, acc, bias + c0, sr, m, 0, 0, shift, uv_max, 0, fu_pn + c0, fv_pn + c0, vth_pn + c0, 1, 1, 1, FIRE, ZR, 1)
+/* per-neuron dv and vth with du = 4095 for every neuron: nothing decays in u (u = act), stored only */
+#define NC_CHUNK_PN1(FIRE, ZR) \
+    lif_chunk(ur, vr, acc, bias + c0, sr, m, 0, 0, shift, uv_max, 0, 0, fv_pn + c0, vth_pn + c0, 1, 0, 1, FIRE, ZR, 1)
+
+/* The fused update of one row's chunk i = c0 .. c0 + m - 1 (off = b * n + c0) from its act, then the
+ * spike counts: the flag combination picks one of the specialised loops below. */
+static void lif_update(int32_t *u, int32_t *v, const uint32_t *acc, const int32_t *bias, int8_t *spikes,
+                       void *counts, int32_t counts_wide, int64_t off, int64_t c0, int64_t m,
+                       int32_t fu, int32_t fv, int32_t shift, int32_t uv_max, int32_t vth, int32_t zero_reset,
+                       const int32_t *fu_pn, const int32_t *fv_pn, const int32_t *vth_pn,
+                       int per_neuron, int decay_u, int decay_v)
+{
+    int32_t *ur = u ? u + off : 0, *vr = v + off;
+    int8_t *sr = spikes ? spikes + off : 0;
+    if (per_neuron && !decay_u) {
+        if (!spikes) NC_CHUNK_PN1(0, 0);
+        else if (zero_reset) NC_CHUNK_PN1(1, 1);
+        else NC_CHUNK_PN1(1, 0);
+    } else if (per_neuron) {
+        if (!spikes) NC_CHUNK_PN(0, 0);
+        else if (zero_reset) NC_CHUNK_PN(1, 1);
+        else NC_CHUNK_PN(1, 0);
+    } else if (!spikes) {  /* a readout */
+        if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 0, 0); else NC_CHUNK(0, 0, 0, 0, 0); }
+        else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 0, 0); else NC_CHUNK(1, 1, 0, 0, 0); }
+        else { if (decay_v) NC_CHUNK(1, 0, 1, 0, 0); else NC_CHUNK(1, 0, 0, 0, 0); }
+    } else if (zero_reset) {
+        if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 1, 1); else NC_CHUNK(0, 0, 0, 1, 1); }
+        else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 1); else NC_CHUNK(1, 1, 0, 1, 1); }
+        else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 1); else NC_CHUNK(1, 0, 0, 1, 1); }
+    } else {
+        if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 1, 0); else NC_CHUNK(0, 0, 0, 1, 0); }
+        else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 0); else NC_CHUNK(1, 1, 0, 1, 0); }
+        else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 0); else NC_CHUNK(1, 0, 0, 1, 0); }
+    }
+    if (!spikes) return;
+    if (counts && counts_wide) {
+        int32_t *restrict cr = (int32_t *)counts + off;
+        #pragma omp simd
+        for (int64_t i = 0; i < m; i++) cr[i] += sr[i];
+    } else if (counts) {
+        int8_t *restrict cr = (int8_t *)counts + off;
+        #pragma omp simd
+        for (int64_t i = 0; i < m; i++) cr[i] += sr[i];
+    }
+}
 
 /* u: int32 (batch, n), or NULL when u is not kept (du = 4095: u = act, rebuilt by the engine
  *    from the last messages when asked for); fu = 4095 - du must then be 0.
@@ -96,14 +144,15 @@ static inline __attribute__((always_inline)) void lif_chunk(
  * spikes: int8 (batch, n) or NULL (a readout: never fires, nothing counted).
  * counts: NULL, int8 (counts_wide = 0) or int32 (counts_wide = 1), (batch, n).
  * fu_pn, fv_pn, vth_pn: NULL (one fu, fv, vth for all), or int32 (n,) each: per-neuron 4095 - du,
- *    4096 - dv and vth << 6; u must then be kept (non-NULL). */
+ *    4096 - dv and vth << 6; u must then be kept (non-NULL), and fu is a flag: 0 when du = 4095 for
+ *    every neuron (u = act is stored, fu_pn not read), else nonzero. */
 void nc_lif_step(int32_t *u, int32_t *v, const int32_t *act0, int64_t act0_stride, const int32_t *bias,
                  const int32_t *const *msgs, const uint32_t *alphas, int32_t n_msgs,
                  int8_t *spikes, void *counts, int32_t counts_wide, int64_t batch, int64_t n,
                  int32_t fu, int32_t fv, int32_t shift, int32_t uv_max, int32_t vth, int32_t zero_reset,
                  int32_t threads, const int32_t *fu_pn, const int32_t *fv_pn, const int32_t *vth_pn)
 {
-    const int per_neuron = fu_pn != 0;
+    const int per_neuron = fv_pn != 0;
     const int decay_u = fu != 0, decay_v = fv != (1 << shift);
     /* small steps run on one thread: waking the team costs more than they take (and much
      * more on a loaded machine, where a sleeping thread may not get a core for a while) */
@@ -124,35 +173,102 @@ void nc_lif_step(int32_t *u, int32_t *v, const int32_t *act0, int64_t act0_strid
                 #pragma omp simd
                 for (int64_t i = 0; i < m; i++) acc[i] += a * (uint32_t)x[i];
             }
-            int32_t *ur = u ? u + off : 0, *vr = v + off;
-            int8_t *sr = spikes ? spikes + off : 0;
-            if (per_neuron) {
-                if (!spikes) NC_CHUNK_PN(0, 0);
-                else if (zero_reset) NC_CHUNK_PN(1, 1);
-                else NC_CHUNK_PN(1, 0);
-            } else if (!spikes) {  /* a readout */
-                if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 0, 0); else NC_CHUNK(0, 0, 0, 0, 0); }
-                else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 0, 0); else NC_CHUNK(1, 1, 0, 0, 0); }
-                else { if (decay_v) NC_CHUNK(1, 0, 1, 0, 0); else NC_CHUNK(1, 0, 0, 0, 0); }
-            } else if (zero_reset) {
-                if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 1, 1); else NC_CHUNK(0, 0, 0, 1, 1); }
-                else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 1); else NC_CHUNK(1, 1, 0, 1, 1); }
-                else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 1); else NC_CHUNK(1, 0, 0, 1, 1); }
-            } else {
-                if (!u) { if (decay_v) NC_CHUNK(0, 0, 1, 1, 0); else NC_CHUNK(0, 0, 0, 1, 0); }
-                else if (decay_u) { if (decay_v) NC_CHUNK(1, 1, 1, 1, 0); else NC_CHUNK(1, 1, 0, 1, 0); }
-                else { if (decay_v) NC_CHUNK(1, 0, 1, 1, 0); else NC_CHUNK(1, 0, 0, 1, 0); }
-            }
-            if (!spikes) continue;
-            if (counts && counts_wide) {
-                int32_t *restrict cr = (int32_t *)counts + off;
-                #pragma omp simd
-                for (int64_t i = 0; i < m; i++) cr[i] += sr[i];
-            } else if (counts) {
-                int8_t *restrict cr = (int8_t *)counts + off;
-                #pragma omp simd
-                for (int64_t i = 0; i < m; i++) cr[i] += sr[i];
-            }
+            lif_update(u, v, acc, bias, spikes, counts, counts_wide, off, c0, m, fu, fv, shift, uv_max, vth, zero_reset,
+                       fu_pn, fv_pn, vth_pn, per_neuron, decay_u, decay_v);
         }
     }
+}
+
+/* A projection summed inside the fused step (nc_lif_fused): its source's activity and weights, as
+ * syn_step.c's kernels take them, and how its sums enter act: alpha * (sums >> shift) modulo 2^32. */
+typedef struct {
+    const void *x;          /* kind 0: int8 spikes (0/1); kind 1: int32 graded values; kind 2: int64 graded values */
+    int64_t x_stride;       /* elements between rows of x */
+    int64_t n_src;          /* values per row of x */
+    const int64_t *rowptr;  /* kind 0: W (n, n_src) as CSR */
+    const int32_t *col, *val;
+    const int32_t *wt;      /* kinds 1, 2: W^T (n_src, n) int32, or (w16 = 1) int16 pairs as nc_dense_rows16 takes them */
+    int32_t kind, shift;    /* shift: Lava's floor shift of a negative weight exponent, else 0 */
+    uint32_t alpha;         /* 2^(max(exp, 0) + act_shift) modulo 2^32 */
+    int32_t w16;            /* kinds 1, 2: weights and every |x| below 2^15 (int16 products) */
+} nc_input_t;
+
+/* nc_lif_step with the messages of n_inputs projections computed here, block by block (NC_L samples),
+ * into the block's act while it is in cache, instead of each written to memory as a (batch, n)
+ * message and read back. Same arguments as nc_lif_step otherwise. Returns 0, or -1 (nothing
+ * written, u and v unchanged) when a thread's scratch memory could not be allocated. */
+int nc_lif_fused(int32_t *u, int32_t *v, const int32_t *act0, int64_t act0_stride, const int32_t *bias,
+                 const int32_t *const *msgs, const uint32_t *alphas, int32_t n_msgs,
+                 const nc_input_t *inputs, int32_t n_inputs,
+                 int8_t *spikes, void *counts, int32_t counts_wide, int64_t batch, int64_t n,
+                 int32_t fu, int32_t fv, int32_t shift, int32_t uv_max, int32_t vth, int32_t zero_reset,
+                 int32_t threads, const int32_t *fu_pn, const int32_t *fv_pn, const int32_t *vth_pn)
+{
+    const int per_neuron = fv_pn != 0;
+    const int decay_u = fu != 0, decay_v = fv != (1 << shift);
+    int64_t blocks = (batch + NC_L - 1) / NC_L, max_src = 1;
+    for (int32_t p = 0; p < n_inputs; p++)
+        if (inputs[p].kind == 0 && inputs[p].n_src > max_src) max_src = inputs[p].n_src;
+    /* each thread's scratch (a block's act, the spike table) allocated up front: a failure writes
+     * nothing, and the team meets only once, at the end */
+    int team = threads > 0 && blocks > 1 && batch * n >= 32768 ? threads : 1;
+    size_t acc_bytes = (size_t)((NC_L * (n > 0 ? n : 1) * 4 + 63) / 64 * 64), st_bytes = (size_t)(max_src * NC_L * 4);
+    char *scratch = aligned_alloc(64, (size_t)team * (acc_bytes + st_bytes));
+    if (!scratch) return -1;
+    /* dynamic: blocks are equal, but on a loaded machine a thread may lose its core for a while;
+     * the others then take its share instead of waiting for it at the end */
+    #pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+    for (int64_t blk = 0; blk < blocks; blk++) {
+        {
+            char *mine = scratch + (size_t)nc_thread() * (acc_bytes + st_bytes);
+            uint32_t *accb = (uint32_t *)mine;
+            int32_t *sT = (int32_t *)(mine + acc_bytes);
+            int64_t b0 = blk * NC_L, nb = batch - b0 < NC_L ? batch - b0 : NC_L;
+            for (int64_t l = 0; l < nb; l++) {
+                uint32_t *restrict row = accb + l * n;
+                int64_t b = b0 + l;
+                if (act0) {
+                    const int32_t *restrict a0 = act0 + b * act0_stride;
+                    for (int64_t i = 0; i < n; i++) row[i] = (uint32_t)a0[i];
+                } else {
+                    for (int64_t i = 0; i < n; i++) row[i] = 0;
+                }
+                for (int32_t k = 0; k < n_msgs; k++) {
+                    const int32_t *restrict x = msgs[k] + b * n;
+                    uint32_t a = alphas[k];
+                    #pragma omp simd
+                    for (int64_t i = 0; i < n; i++) row[i] += a * (uint32_t)x[i];
+                }
+            }
+            for (int32_t p = 0; p < n_inputs; p++) {
+                const nc_input_t *in = inputs + p;
+                if (in->kind == 0) {
+                    nc_spmm_block((const int8_t *)in->x + b0 * in->x_stride, in->x_stride, nb, in->n_src, in->rowptr,
+                                  in->col, in->val, sT, (int32_t *)accb, n, 1, in->shift, in->alpha);
+                } else {
+                    for (int64_t q0 = 0; q0 < nb; q0 += NC_DENSE_R) {
+                        int64_t r = nb - q0 < NC_DENSE_R ? nb - q0 : NC_DENSE_R;
+                        /* the input dtype as a constant: one specialised loop each */
+                        if (in->w16 && in->kind == 2)
+                            nc_dense_rows16(in->x, 1, in->x_stride, b0 + q0, r, in->n_src, (const int16_t *)in->wt, n,
+                                            in->shift, (int32_t *)accb + q0 * n, 1, in->alpha);
+                        else if (in->w16)
+                            nc_dense_rows16(in->x, 0, in->x_stride, b0 + q0, r, in->n_src, (const int16_t *)in->wt, n,
+                                            in->shift, (int32_t *)accb + q0 * n, 1, in->alpha);
+                        else
+                            nc_dense_rows(in->x, in->kind == 2, in->x_stride, b0 + q0, r, in->n_src, in->wt, n, in->shift,
+                                          (int32_t *)accb + q0 * n, 1, in->alpha);
+                    }
+                }
+            }
+            for (int64_t l = 0; l < nb; l++)
+                for (int64_t c0 = 0; c0 < n; c0 += CHUNK) {
+                    int64_t m = n - c0 < CHUNK ? n - c0 : CHUNK;
+                    lif_update(u, v, accb + l * n + c0, bias, spikes, counts, counts_wide, (b0 + l) * n + c0, c0, m,
+                               fu, fv, shift, uv_max, vth, zero_reset, fu_pn, fv_pn, vth_pn, per_neuron, decay_u, decay_v);
+                }
+        }
+    }
+    free(scratch);
+    return 0;
 }
