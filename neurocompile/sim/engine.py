@@ -1,8 +1,10 @@
 """The fixed-point reference engine: the IR batched and time-stepped, bit-exact to Lava's fixed-point models.
 
-The step schedule is the one in ``neurocompile/ir/graph.py``: a period of ``P``
-steps per sample, step 0 a reset step, one step of synaptic delay per
-projection. Floating point is another model of the same process and lives in
+The step schedule is the one in ``neurocompile/ir/graph.py``: periodic, a
+period of ``P`` steps per sample, step 0 a reset step, one step of synaptic
+delay per projection; pipelined (what stock LIFReset runs), the same network
+in window coordinates, where a population takes its sources' spikes of the
+same step and the first step integrates too. Floating point is another model of the same process and lives in
 ``sim/float_sim.py`` (a trainable ``nn.Module``); keeping it out of these
 classes lets each arithmetic have its own fast paths.
 """

@@ -2,8 +2,9 @@
 
 Lava splits a process from its models; here the IR is the process, this module
 its floating-point model and ``sim/engine.py`` its bit-exact fixed-point one.
-The schedule is the one in ``neurocompile/ir/graph.py`` (a period of ``P`` steps,
-step 0 a reset step, one step of delay on every projection), and the
+The schedule is the one in ``neurocompile/ir/graph.py`` (periodic: a period of ``P``
+steps, step 0 a reset step, one step of delay on every projection; pipelined: window
+coordinates, no step dropped), and the
 arithmetic follows Lava's ``floating_pt`` LIF in the same operation order as
 the engine's former float mode, so inference gives the same spikes and
 readouts bit for bit.
@@ -371,7 +372,7 @@ class FloatSimulator(nn.Module):
 
         sim.reset(batch)
         for t in range(P):
-            out = sim.step(frames[:, t])  # t = 0 is the reset step
+            out = sim.step(frames[:, t])  # periodic: t = 0 is the reset step
             sim.state["relu"].v, ...
     """
 
@@ -483,8 +484,9 @@ class FloatSimulator(nn.Module):
     def step(self, frame: torch.Tensor) -> StepOutput:
         """One step of the period: ``frame`` (B, n_in) is what the input emits at this step.
 
-        Step 0 (the first after :meth:`reset`) is the reset step: neurons stay at
-        zero and only the input's frame is sent on.
+        Periodic schedule: step 0 (the first after :meth:`reset`) is the reset step,
+        neurons stay at zero and only the input's frame is sent on. Pipelined: every
+        step integrates, and a population takes this step's spikes of its sources.
         """
         return self._step(frame, send=True, input_static=False)
 
