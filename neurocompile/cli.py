@@ -270,7 +270,7 @@ def quantize(network, out, target):
 @click.option("--timesteps", "-T", default=None, type=int, help="time steps to fine-tune for (default: the network's)")
 @click.option("--lr", default=1e-3, show_default=True, type=float)
 @click.option("--surrogate", type=click.Choice(["linear", "stdb"]), default="linear", show_default=True)
-@click.option("--reset", type=click.Choice(["subtract", "zero"]), default=None, help="re-target the neurons' reset before training")
+@click.option("--reset", type=click.Choice(["subtract", "zero"]), default=None, help="re-target the neurons' reset before training (zero on a layered network: the pipelined schedule, Lava's stock LIFReset)")
 @click.option("--train-leak", is_flag=True, help="also learn one leak per population")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA where present), cpu or cuda")
 def finetune_cmd(network, out, data, epochs, timesteps, lr, surrogate, reset, train_leak, device):
