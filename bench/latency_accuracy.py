@@ -1,7 +1,8 @@
 """Latency vs accuracy: plain conversion against conversion + STDB fine-tuning, float and bit-exact (issue 9).
 
     .venv/bin/python bench/latency_accuracy.py [--quick] [--models cnn,mlp] [--steps 1,2,4,...] [--finetune-steps 1,2,4]
-        [--epochs 6] [--lr 1e-3] [--surrogate linear|stdb] [--no-train-threshold] [--plot PATH] [--time-epoch]
+        [--epochs 6] [--lr 1e-3] [--surrogate linear|stdb] [--no-train-threshold] [--resets subtract,zero] [--progressive]
+        [--plot PATH] [--time-epoch]
 
 For the MNIST CNN (bench/mnist_models.py, 8,000/2,000 split) and the digits MLP
 (examples/train_example.py), prints accuracy vs T for the ANN, plain conversion
@@ -88,14 +89,19 @@ def study(name: str, module, ds, ann: float, args) -> dict[str, dict[int, tuple[
         rows["conversion (fixed)"][T] = measure(snn, ds, "fixed")
         print(f"  [{name}] T={T}: conversion {rows['conversion (float)'][T][0]:.4f} float, {rows['conversion (fixed)'][T][0]:.4f} fixed",
               file=sys.stderr, flush=True)
-    for T in args.finetune_steps:
+    previous: dict[str, Network] = {}
+    # --progressive: each T starts from the network fine-tuned at the T before it (largest first), the
+    # iterative time-step reduction of Chowdhury, Rathi & Roy (2021, "One timestep is all you need")
+    for T in sorted(args.finetune_steps, reverse=args.progressive):
         snn = convert(net, ds.x_train[:512], timesteps=T)
         for reset, label in tuned.items():
+            start = previous.get(reset, snn) if args.progressive else snn
             # reset "zero" on a layered network: the pipelined schedule, lowered to Lava's stock LIFReset (P = T steps)
             settings = FinetuneSettings(epochs=args.epochs, timesteps=T, lr=args.lr, surrogate=args.surrogate, reset=reset,
                                         train_threshold=args.train_threshold, quant_aware_epochs=args.quant_aware_epochs, seed=0)
             t0 = time.perf_counter()
-            result = finetune(snn, (ds.x_train, ds.y_train), None, settings, progress=args.progress)
+            result = finetune(start, (ds.x_train, ds.y_train), None, settings, progress=args.progress)
+            previous[reset] = result.network
             rows[f"{label} (float)"][T] = measure(result.network, ds, "float")
             rows[f"{label} (fixed)"][T] = measure(result.network, ds, "fixed")
             steps_per_sample[label] = period(result.network) - T
@@ -191,6 +197,7 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--surrogate", default="linear")
     ap.add_argument("--resets", default="subtract,zero", help="fine-tune for these resets (zero: the stock LIFReset lowering)")
+    ap.add_argument("--progressive", action="store_true", help="fine-tune each T from the network fine-tuned at the next larger T")
     ap.add_argument("--no-train-threshold", dest="train_threshold", action="store_false")
     ap.add_argument("--quant-aware-epochs", type=int, default=1)
     ap.add_argument("--cnn-epochs", type=int, default=3, help="ANN training epochs of the MNIST CNN")

@@ -72,11 +72,13 @@ def cli(debug: bool) -> None:
 @click.option("--synapse-sparsity", type=float, default=None, help="--rsnn: fraction of the survivors' recurrent synapses removed  [default: 0.9]")
 @click.option("--neurons", type=int, default=None, help="--rsnn without MODEL: neurons of the fresh HRSNN  [default: 200]")
 @click.option("--lava-steps", type=int, default=None, help="--rsnn lorenz/rossler: first steps of the series run on Lava (0: skip)  [default: 200]")
+@click.option("--finetune-via", default=None,
+              help="fine-tune first at these larger T, each stage from the last (default: 2 when -T 1, where a converted network is silent; '' for none)")
 @click.option("--quiet", is_flag=True, help="no progress bars, log lines or summary (errors still print)")
 @click.option("--json", "as_json", is_flag=True, help="print report.json on stdout (implies --quiet)")
 def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, sweep, trust_pickle,
           finetune_epochs, finetune_lr, surrogate, reset, rsnn, task, prune_method, neuron_sparsity, synapse_sparsity, neurons,
-          lava_steps, quiet, as_json):
+          lava_steps, finetune_via, quiet, as_json):
     """Convert MODEL (.pt2 torch.export or .pt TorchScript), run it, and write a report.
 
     With --rsnn: prune a recurrent SNN (MODEL.rsnn, or a fresh HRSNN), train its readout for --task,
@@ -94,7 +96,7 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
         from .rsnn_build import build_rsnn
 
         _refuse_options(params, ("data", "encoding", "threshold_method", "sweep", "trust_pickle", "finetune_epochs",
-                                 "finetune_lr", "surrogate", "reset"), "a feed-forward build (without --rsnn)")
+                                 "finetune_lr", "surrogate", "reset", "finetune_via"), "a feed-forward build (without --rsnn)")
         if model is not None and neurons is not None:
             raise NeurocompileError(f"--neurons sizes a fresh HRSNN; {model} has its own (leave out MODEL or --neurons)")
         given = {"task": task, "prune": prune_method, "neuron_sparsity": neuron_sparsity, "synapse_sparsity": synapse_sparsity,
@@ -112,6 +114,7 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
             lava_samples=lava_samples, backend=backend, encoding=encoding, threshold_method=threshold_method,
             trust_pickle=trust_pickle, t_sweep=_int_list(sweep, "--sweep"), finetune_epochs=finetune_epochs,
             finetune_lr=finetune_lr, surrogate=surrogate, reset=reset, quiet=quiet or as_json,
+            **({} if finetune_via is None else {"finetune_via": tuple(_int_list(finetune_via, "--finetune-via"))}),
         )
     if as_json:
         from .report.artifact import dumps

@@ -28,7 +28,8 @@ from .frontend import ingest_program, sniff_format
 from .frontend.load import program_batch_size
 from .outputs import BuildFolder, build_folder, check_output_dir
 from .passes.convert import METHODS as THRESHOLD_METHODS, convert
-from .passes.finetune import FinetuneSettings, finetune, split_validation
+from .passes.finetune import FinetuneSettings, finetune_progressively, split_validation, warm_start_timesteps
+from .passes.finetune.progressive import check_via
 from .passes.map import map_to_cores
 from .passes.quantize import FixedPointFormat, quantize
 from .profiles import Profile, load_profile, load_profiles
@@ -271,6 +272,8 @@ class BuildOptions:
     finetune_lr: float = 1e-3
     surrogate: str = "linear"
     reset: str = "subtract"
+    # larger T fine-tuned first, each from the last (passes/finetune/progressive.py); None: 2 for T = 1, else none
+    finetune_via: tuple[int, ...] | None = None
 
     def check(self) -> None:
         check_timesteps([self.timesteps], "--timesteps")
@@ -294,6 +297,12 @@ class BuildOptions:
             raise NeurocompileError("--reset zero re-targets the neurons during fine-tuning; give --finetune-epochs N (N ≥ 1)")
         if e:
             self.finetune_settings()  # its own checks (learning rate, surrogate)
+            check_via(self.warm_start, self.timesteps)
+
+    @property
+    def warm_start(self) -> tuple[int, ...]:
+        """The T fine-tuned at before the build's T (``--finetune-via``, by default 2 when T = 1)."""
+        return warm_start_timesteps(self.timesteps) if self.finetune_via is None else tuple(self.finetune_via)
 
     def finetune_settings(self) -> FinetuneSettings:
         """The fine-tuning settings of this build (FinetuneSettings checks its own values: learning rate, surrogate)."""
@@ -379,12 +388,14 @@ def _finetune_stage(st: BuildState) -> None:
         return
     settings = o.finetune_settings()
     train, val = split_validation(st.x_train, st.ds.y_train, 0.1)
-    log(f"fine-tuning {o.finetune_epochs} epochs at T={o.timesteps} ({settings.surrogate} surrogate, lr {settings.lr:g})")
-    result = finetune(st.snn, train, val, settings, checkpoint_dir=st.checkpoint_dir, progress=not _QUIET.get())
+    via = check_via(o.warm_start, o.timesteps)
+    first = f", first at T={', '.join(map(str, via))}" if via else ""
+    log(f"fine-tuning {o.finetune_epochs} epochs at T={o.timesteps}{first} ({settings.surrogate} surrogate, lr {settings.lr:g})")
+    result = finetune_progressively(st.snn, train, val, settings, via=via, checkpoint_dir=st.checkpoint_dir, progress=not _QUIET.get())
     st.snn = result.network
     st.ev_float = evaluate(st.snn, st.x_test, "float", progress=_bar("snn_finetuned"))
     st.stages["finetune"] = _stage(st.ev_float.accuracy(st.ds.y_test), len(st.x_test), epochs=o.finetune_epochs,
-                                   mode="float, same schedule as the chip", **result.record())
+                                   mode="float, same schedule as the chip", warm_start_timesteps=list(via), **result.record())
     log(f"finetune accuracy {st.stages['finetune']['accuracy']:.4f} at T={o.timesteps}")
     st.sweep_finetuned = _sweep(st, "accuracy vs T (fine-tuned)")
 

@@ -224,3 +224,21 @@ def test_a_residual_network_finetunes_and_stays_bit_exact(digits):
     fixed = evaluate(quantize(result.network), x_test, "fixed").accuracy(digits.y_test)
     assert after >= before + 0.05, (before, after)
     assert fixed >= after - 0.02, (after, fixed)
+
+
+def test_progressive_finetuning_is_the_stages_run_one_after_the_other(converted, digits, tmp_path):
+    """T = 1 from the network fine-tuned at T = 2 (passes/finetune/progressive.py): the same as two plain calls, checkpointed per stage."""
+    from neurocompile.passes.finetune import finetune_progressively, warm_start_timesteps
+
+    net, _ = converted
+    train, val = _subset(digits, 256, 120)
+    settings = FinetuneSettings(epochs=1, timesteps=1, quant_aware_epochs=0, **FAST)
+    assert warm_start_timesteps(1) == (2,) and warm_start_timesteps(4) == ()
+    got = finetune_progressively(net, train, val, settings, via=(2,), checkpoint_dir=tmp_path / "ck", progress=False)
+    warm = finetune(net, train, val, dataclasses.replace(settings, timesteps=2), progress=False).network
+    want = finetune(warm, train, val, settings, progress=False)
+    for a, b in zip(got.network.projections, want.network.projections):
+        np.testing.assert_array_equal(np.asarray(a.weight), np.asarray(b.weight))
+    assert got.network.settings.timesteps == 1 and (tmp_path / "ck" / "T2").is_dir() and (tmp_path / "ck" / "T1").is_dir()
+    with pytest.raises(NeurocompileError, match="above the target T=1"):
+        finetune_progressively(net, train, val, settings, via=(1,))

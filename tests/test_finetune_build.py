@@ -69,3 +69,15 @@ def test_a_zero_reset_build_lowers_to_stock_lifreset_only_and_runs_spike_identic
     assert st["finetune"]["accuracy"] > st["snn_float"]["accuracy"]  # conversion at T = 2 is far off; training recovers
     net = ir.load(tmp_path / "z" / "network.ncnet")
     assert net.settings.schedule == "pipelined" and all(p.reset == "zero" for p in net.neurons if p.kind == "spiking")
+
+
+def test_a_one_step_build_fine_tunes_at_two_steps_first(tmp_path):
+    """At T = 1 a converted network is silent; the build fine-tunes at T = 2 first (progressive.py) and T = 1 then trains."""
+    report = neurocompile.build(MLP, data="digits", out=tmp_path / "t1", timesteps=1, finetune_epochs=2, reset="zero",
+                                lava_samples=0, backend="none", t_sweep=())
+    st = report["stages"]
+    assert st["finetune"]["warm_start_timesteps"] == [2] and st["finetune"]["settings"]["timesteps"] == 1
+    assert st["snn_float"]["accuracy"] < 0.3 < 0.8 < st["snn_quantized"]["accuracy"]
+    with pytest.raises(NeurocompileError, match="above the target T=4"):
+        neurocompile.build(MLP, data="digits", out=tmp_path / "bad", timesteps=4, finetune_epochs=1, finetune_via=(2,))
+    assert not (tmp_path / "bad").exists()

@@ -6,7 +6,8 @@ history (accuracy before and per epoch, for a report); :func:`finetune_network`
 is the same as a pure pass (IR in, IR out, the input untouched). The modules
 here: the surrogates (:mod:`.surrogates`), the loop (:mod:`.loop`) with its
 checkpoints, distributed data parallelism, per-sample dropout masks, the
-quantisation-aware forward and the threshold units it trains in.
+quantisation-aware forward and the threshold units it trains in, and
+:mod:`.progressive` (fine-tuning at larger T first: how T = 1 trains at all).
 """
 from __future__ import annotations
 
@@ -16,11 +17,12 @@ from ...data import Dataset
 from ...ir import Network
 from ..base import IS_CONVERTED, NOT_QUANTIZED, network_pass
 from .loop import EpochRecord, FinetuneResult, finetune
+from .progressive import finetune_progressively, warm_start_timesteps
 from .settings import FinetuneSettings
 from .surrogates import LinearSurrogate, StdbSurrogate, make_surrogate
 
 __all__ = ["EpochRecord", "FinetuneResult", "FinetuneSettings", "LinearSurrogate", "StdbSurrogate", "finetune",
-           "finetune_network", "make_surrogate"]
+           "finetune_network", "finetune_progressively", "make_surrogate", "warm_start_timesteps"]
 
 
 @network_pass(IS_CONVERTED, NOT_QUANTIZED)
