@@ -51,7 +51,7 @@ and ``lnp-priority`` (the same rule with an exact count). ``--tau-search`` appli
 every pruned network, LNP's and the baselines' alike: :func:`neurocompile.lnp.search_tau` (20 TPE
 trials, task-agnostic objective) on the pruned recurrent weights, then the kept neurons' τ are
 redrawn from the distribution found. Off by default: it re-draws every τ, so it changes the neuron
-model as much as the pruning, and the dense network is not searched; the λmax and ρ columns are
+model as much as the pruning, and the dense network is not searched; the λspk (spiking network) and ρ columns are
 still those of the pruned network with its original τ (the pass's record).
 
 Sizes: ``--quick`` is 200 neurons, 2 seeds, 2,000 samples; the default (500 neurons, 5 seeds, 3,000
@@ -255,7 +255,7 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def table(runs: list[Run], settings: StudySettings) -> str:
     head = (f"{'task':<8s} {'method':<12s} {'test NRMSE':>17s} {'/ dense':>14s} {'neurons':>10s} {'synapses':>13s} "
-            f"{'λmax before':>12s} {'λmax after':>11s} {'ρ before':>9s} {'ρ after':>8s}")
+            f"{'λspk before':>12s} {'λspk after':>11s} {'ρ before':>9s} {'ρ after':>8s}")
     lines = [head, "-" * len(head)]
     for task in settings.tasks:
         for method in ("dense",) + settings.methods:
