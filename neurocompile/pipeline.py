@@ -40,7 +40,7 @@ from .report.html import render_html
 from .reporting import NETWORK_FILE, load_build, measured_sections
 from .sim.ann import ann_forward
 from .sim.encoding import ENCODINGS
-from .sim.run import Evaluation, accuracy_vs_timesteps, decode, evaluate, frames_for, period
+from .sim.run import Evaluation, accuracy_vs_timesteps, decode, evaluate, frames_for, inference_steps, period
 
 T_SWEEP = (4, 8, 16, 32, 64, 128)
 
@@ -295,6 +295,8 @@ class BuildOptions:
             raise NeurocompileError(f"unknown reset {self.reset!r}; accepted: subtract, zero")
         if self.reset == "zero" and not e:
             raise NeurocompileError("--reset zero re-targets the neurons during fine-tuning; give --finetune-epochs N (N ≥ 1)")
+        if self.finetune_via is not None and not e:
+            raise NeurocompileError("--finetune-via sets the T fine-tuned at first; give --finetune-epochs N (N ≥ 1)")
         if e:
             self.finetune_settings()  # its own checks (learning rate, surrogate)
             check_via(self.warm_start, self.timesteps)
@@ -302,7 +304,7 @@ class BuildOptions:
     @property
     def warm_start(self) -> tuple[int, ...]:
         """The T fine-tuned at before the build's T (``--finetune-via``, by default 2 when T = 1)."""
-        return warm_start_timesteps(self.timesteps) if self.finetune_via is None else tuple(self.finetune_via)
+        return warm_start_timesteps(self.timesteps) if self.finetune_via is None else self.finetune_via
 
     def finetune_settings(self) -> FinetuneSettings:
         """The fine-tuning settings of this build (FinetuneSettings checks its own values: learning rate, surrogate)."""
@@ -484,7 +486,7 @@ def network_sections(mapped: ir.Network, ev_q: Evaluation, raster_frames: np.nda
     Layers, operations per sample, energy and latency per profile, the raster of ``raster_frames``
     (one sample's frames), the mapping and the fixed-point formats.
     """
-    ops = count_ops(mapped, spikes_per_sample(mapped, ev_q), period(mapped))
+    ops = count_ops(mapped, spikes_per_sample(mapped, ev_q), inference_steps(mapped))
     return {
         "layers": layer_table(mapped, ev_q),
         "ops_per_sample": ops,

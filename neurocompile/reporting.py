@@ -33,7 +33,7 @@ from .report.energy import energy_table
 from .report.html import render_html
 from .report.raster import spike_raster
 from .report.tables import layer_table, spikes_per_sample
-from .sim.run import evaluate, frames_for, period
+from .sim.run import evaluate, frames_for, inference_steps, period
 
 NETWORK_FILE = "network.ncnet"
 
@@ -102,7 +102,7 @@ def rebuild(out_dir: str | Path, *, quiet: bool = False) -> dict:
     ds = load_dataset(net.settings.data, seed=net.settings.seed)
     x = shape_for_model(ds.x_test, net.population(net.input).shape)
     ev = evaluate(net, x, "fixed", progress=None if quiet else "snn_quantized (reference backend)")
-    ops = count_ops(net, spikes_per_sample(net, ev), period(net))
+    ops = count_ops(net, spikes_per_sample(net, ev), inference_steps(net))
     report = dict(old) if old else {"neurocompile_report": 1, "target": (net.mapping or {}).get("profile"), "notes": [
         "rebuilt from network.ncnet alone: accuracy before quantisation and accuracy vs T need the source model"]}
     stages = dict(report.get("stages") or {})

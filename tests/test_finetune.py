@@ -242,3 +242,5 @@ def test_progressive_finetuning_is_the_stages_run_one_after_the_other(converted,
     assert got.network.settings.timesteps == 1 and (tmp_path / "ck" / "T2").is_dir() and (tmp_path / "ck" / "T1").is_dir()
     with pytest.raises(NeurocompileError, match="above the target T=1"):
         finetune_progressively(net, train, val, settings, via=(1,))
+    with pytest.raises(NeurocompileError, match="a list of whole numbers"):
+        finetune_progressively(net, train, val, settings, via=2)

@@ -69,6 +69,8 @@ def test_a_zero_reset_build_lowers_to_stock_lifreset_only_and_runs_spike_identic
     assert st["finetune"]["accuracy"] > st["snn_float"]["accuracy"]  # conversion at T = 2 is far off; training recovers
     net = ir.load(tmp_path / "z" / "network.ncnet")
     assert net.settings.schedule == "pipelined" and all(p.reset == "zero" for p in net.neurons if p.kind == "spiking")
+    # a sample every T steps, but one inference alone lasts T + depth: the cost model's latency counts the latter
+    assert report["period_steps"] == 2 and report["ops_per_sample"]["steps_per_sample"] == 2 + net.depth()
 
 
 def test_a_one_step_build_fine_tunes_at_two_steps_first(tmp_path):

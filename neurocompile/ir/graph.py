@@ -265,6 +265,10 @@ class Network:
         """Longest feed-forward path (in projections) from an input to the output."""
         return self.depths()[self.output]
 
+    def period(self) -> int:
+        """Steps per sample (the schedules above): T + depth periodic, T pipelined."""
+        return self.timesteps + (0 if self.settings.schedule == "pipelined" else self.depth())
+
     def depths(self) -> dict[str, int]:
         """Each population's longest feed-forward path from an input (inputs 0): its window offset when pipelined."""
         d = {name: 0 for name in self.inputs}

@@ -97,7 +97,7 @@ def count_ops(
     ``spikes_per_sample``: per population, events per sample: a float (the
     population's total; synops then assume the events spread evenly over its
     neurons) or a per-neuron array (exact). Include the input population's
-    nonzero frames. ``steps_per_sample``: the period (T + depth).
+    nonzero frames. ``steps_per_sample``: the period (``sim.run.period``: T + depth, or T pipelined).
     ``graded_sources``: populations whose events carry a payload; default: the
     input when ``net.settings.encoding`` is ``direct`` (the default encoding).
     ``matrices``: the projections' CSR matrices if already built (saves rebuilding conv matrices).

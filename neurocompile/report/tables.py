@@ -10,7 +10,7 @@ from ..sim.run import Evaluation, period
 def layer_table(net: Network, ev: Evaluation) -> list[dict]:
     """Per non-input population: size, incoming synapses, threshold, spikes per sample and firing rate.
 
-    ``firing_rate``: spikes per neuron per step over the whole period (T + depth), NeuroBench's
+    ``firing_rate``: spikes per neuron per step over the whole period (``sim.run.period``: T + depth, or T pipelined), NeuroBench's
     activation density of that layer (1 - its activation sparsity).
     """
     rows = []

@@ -16,7 +16,17 @@ from .float_sim import FloatSimResult, FloatSimulator
 
 def period(net: Network) -> int:
     """Steps per sample (ir/graph.py): periodic, T steps of input reach the readout after ``depth`` delays; pipelined, T."""
-    return net.timesteps + (0 if net.settings.schedule == "pipelined" else net.depth())
+    return net.period()
+
+
+def inference_steps(net: Network) -> int:
+    """Chip steps one inference takes, from its first input to its readout: T + depth in both schedules.
+
+    The cost model's latency and per-inference work use it. A pipelined network
+    streams a new sample every T steps (``period``), but one sample alone still
+    waits ``depth`` steps for its output window to end.
+    """
+    return net.timesteps + net.depth()
 
 
 def readout_step(net: Network, timesteps: int) -> int:

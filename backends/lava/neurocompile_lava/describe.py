@@ -30,15 +30,16 @@ def _out_of(values: np.ndarray, lo: int, hi: int) -> bool:
 def describe_lowering(net: Network, frames: np.ndarray | None = None) -> list[dict]:
     """Which Lava processes a build uses, how many, and whether each runs on stock Loihi 2.
 
-    ``frames`` only decides whether the input is binary or graded; without
-    them the network's ``settings.encoding`` is used ("rate" → binary).
+    ``frames`` decide whether the input is binary or graded (and their period the
+    pipelined readout's bound); without them the network's ``settings.encoding``
+    is used ("rate" → binary) over one period of the network's schedule.
     Returns one dict per process class: ``process``, ``module``, ``count``,
     ``stock_loihi2`` and a one-paragraph ``note``.
     """
     if frames is None:
         graded = net.settings.encoding != "rate"
         n_in = net.population(net.input).size
-        frames = np.full((1, 1, n_in), 255 if graded else 1, np.int64)
+        frames = np.full((1, net.period() if net.settings.timesteps else 1, n_in), 255 if graded else 1, np.int64)
     plan = plan_lowering(net, frames)
     rows = [_describe_source(plan)]
     if plan.schedule == "pipelined":

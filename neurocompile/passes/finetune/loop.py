@@ -1,8 +1,9 @@
 """STDB fine-tuning of a converted network through the float simulator (Rathi et al., ICLR 2020).
 
 The network is trained on exactly the schedule the chip runs (``FloatSimulator``:
-the period of T + depth steps, the reset step, one step of delay per projection,
-the accumulated-membrane readout and its decoder), so what is trained is what runs.
+the network's schedule -- periodic: T + depth steps, the reset step, one step of
+delay per projection; pipelined: T steps in window coordinates, ``neurocompile/ir/graph.py``
+-- the accumulated-membrane readout and its decoder), so what is trained is what runs.
 Loss: cross-entropy on the decoded logits. Optimiser: Adam (amsgrad) with the
 authors' learning-rate steps. The last ``quant_aware_epochs`` epochs run on the
 target's fixed-point values (:mod:`.quant_aware`). Every epoch ends with a
@@ -92,7 +93,7 @@ def prepare_network(net: Network, settings: FinetuneSettings) -> Network:
     schedule = settings.schedule
     if schedule is None:
         stock = all(p.reset == "zero" for p in net.populations if p.kind == "spiking") and net.pipeline_problem() is None
-        schedule = "pipelined" if stock else net.settings.schedule
+        schedule = "pipelined" if stock else "periodic"  # a graph or reset LIFReset cannot run needs PeriodicLIF
     net = net.with_settings(schedule=schedule)
     net.validate()  # a pipelined schedule asked for on a graph that cannot run it: one line saying why
     return net
@@ -247,7 +248,8 @@ def _comparable(settings: FinetuneSettings) -> dict[str, Any]:
 
 def _restore(state: dict[str, Any], sim, opt, sched, settings: FinetuneSettings, folder: Path) -> tuple[int, list[EpochRecord], float | None]:
     if state["settings"] != _comparable(settings):
-        changed = sorted(k for k in state["settings"] if state["settings"][k] != _comparable(settings).get(k))
+        now = _comparable(settings)
+        changed = sorted(k for k in set(state["settings"]) | set(now) if state["settings"].get(k) != now.get(k))
         raise NeurocompileError(f"the checkpoint in {folder} was made with other settings ({', '.join(changed)}); "
                                 "resume with the same settings or delete it to start over")
     sim.load_state_dict(state["model"])

@@ -29,6 +29,8 @@ def warm_start_timesteps(timesteps: int) -> tuple[int, ...]:
 
 def check_via(via: tuple[int, ...], timesteps: int) -> tuple[int, ...]:
     """``via`` as distinct T, largest first, each above the target ``timesteps``, or a one-line error."""
+    if not isinstance(via, (tuple, list)):
+        raise NeurocompileError(f"fine-tuning warm-start steps are a list of whole numbers above T={timesteps}, e.g. (4, 2) (got {via!r})")
     if any(isinstance(t, bool) or not isinstance(t, (int, np.integer)) or t <= timesteps for t in via):
         raise NeurocompileError(f"fine-tuning warm-start steps must be whole numbers above the target T={timesteps} (got {list(via)})")
     return tuple(sorted({int(t) for t in via}, reverse=True))

@@ -19,7 +19,7 @@ Schedule = Literal["periodic", "pipelined"]
 class FinetuneSettings:
     """STDB fine-tuning of a converted network; defaults are the authors' (Rathi et al., ICLR 2020) unless noted.
 
-    ``timesteps``: the T the network is trained for and keeps (its period is T + depth).
+    ``timesteps``: the T the network is trained for and keeps (its period is T + depth, or T pipelined).
     ``lr_milestones``: fractions of ``epochs`` after which the learning rate is divided by 10.
     ``dropout``: probability of silencing a spiking neuron's output for a whole sample
     (one mask per sample, reused on every step, as the authors do).
@@ -44,7 +44,7 @@ class FinetuneSettings:
     ``schedule``: the step layout trained for (``neurocompile/ir/graph.py``).
     None: ``pipelined`` when every spiking population resets to zero and the
     graph is layered (then the network lowers to Lava's stock ``LIFReset``,
-    with ``P = T`` steps per sample), else the network's own.
+    with ``P = T`` steps per sample), else ``periodic`` (PeriodicLIF).
     ``device``: ``"auto"`` picks CUDA where present, else the CPU.
     """
 
