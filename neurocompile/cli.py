@@ -71,6 +71,7 @@ def cli(debug: bool) -> None:
 @click.option("--neuron-sparsity", type=float, default=None, help="--rsnn: fraction of the recurrent neurons removed  [default: 0.6]")
 @click.option("--synapse-sparsity", type=float, default=None, help="--rsnn: fraction of the survivors' recurrent synapses removed  [default: 0.9]")
 @click.option("--neurons", type=int, default=None, help="--rsnn without MODEL: neurons of the fresh HRSNN  [default: 200]")
+@click.option("--train-epochs", type=int, default=None, help="--rsnn: epochs of end-to-end surrogate-gradient training after the ridge readout  [default: 0]")
 @click.option("--lava-steps", type=int, default=None, help="--rsnn lorenz/rossler: first steps of the series run on Lava (0: skip)  [default: 200]")
 @click.option("--finetune-via", default=None,
               help="fine-tune first at these larger T, each stage from the last (default: 2 when -T 1, where a converted network is silent; '' for none)")
@@ -78,7 +79,7 @@ def cli(debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print report.json on stdout (implies --quiet)")
 def build(model, target, data, out, timesteps, seed, lava_samples, backend, encoding, threshold_method, sweep, trust_pickle,
           finetune_epochs, finetune_lr, surrogate, reset, rsnn, task, prune_method, neuron_sparsity, synapse_sparsity, neurons,
-          lava_steps, finetune_via, quiet, as_json):
+          train_epochs, lava_steps, finetune_via, quiet, as_json):
     """Convert MODEL (.pt2 torch.export or .pt TorchScript), run it, and write a report.
 
     With --rsnn: prune a recurrent SNN (MODEL.rsnn, or a fresh HRSNN), train its readout for --task,
@@ -100,13 +101,14 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
         if model is not None and neurons is not None:
             raise NeurocompileError(f"--neurons sizes a fresh HRSNN; {model} has its own (leave out MODEL or --neurons)")
         given = {"task": task, "prune": prune_method, "neuron_sparsity": neuron_sparsity, "synapse_sparsity": synapse_sparsity,
-                 "neurons": neurons, "timesteps": timesteps, "lava_steps": lava_steps}
+                 "neurons": neurons, "timesteps": timesteps, "lava_steps": lava_steps, "train_epochs": train_epochs}
         report = build_rsnn(model, out=out, quiet=quiet or as_json, target=target, seed=seed, lava_samples=lava_samples,
                             backend=backend, **{k: v for k, v in given.items() if v is not None})
     else:
         from .pipeline import build as run_build
 
-        _refuse_options(params, ("task", "prune_method", "neuron_sparsity", "synapse_sparsity", "neurons", "lava_steps"), "--rsnn")
+        _refuse_options(params, ("task", "prune_method", "neuron_sparsity", "synapse_sparsity", "neurons", "lava_steps", "train_epochs"),
+                        "--rsnn")
         if model is None:
             raise NeurocompileError("give MODEL (a .pt2 or .pt file), or --rsnn to build a recurrent SNN (see neurocompile build --help)")
         report = run_build(

@@ -51,8 +51,8 @@ from .profiles import Profile
 from .sim.encoding import DIRECT_LEVELS
 from .sim.engine import simulate
 from .sim.run import Evaluation, decode
-from .tasks import (ClassificationTask, PredictionTask, ReadoutSettings, SeriesSettings, lorenz, make_prediction_task,
-                    nrmse, rossler, sequential_digits, train_readout)
+from .tasks import (ClassificationTask, EndToEndSettings, PredictionTask, ReadoutSettings, SeriesSettings, lorenz,
+                    make_prediction_task, nrmse, rossler, sequential_digits, train_end_to_end, train_readout)
 
 TASKS = ("lorenz", "rossler", "digits")
 PRUNINGS = (*PRUNE_METHODS, "none")
@@ -94,6 +94,8 @@ class RSNNBuildOptions:
     lava_steps: int = 200
     backend: str = "auto"
     lava_timeout_s: float | None = None
+    #: after the ridge readout, this many epochs of end-to-end BPTT with the surrogate gradient (0: the readout only)
+    train_epochs: int = 0
 
     @property
     def streaming(self) -> bool:
@@ -115,7 +117,7 @@ class RSNNBuildOptions:
             raise NeurocompileError(f"-T {T!r}: digits sequences have 8 rows, one per step; leave -T out")
         if T is not None and (not _whole(T) or not 200 <= T <= MAX_TIMESTEPS - 2):
             raise NeurocompileError(f"-T {T!r}: the series length of {self.task}, a whole number from 200 to {MAX_TIMESTEPS - 2}")
-        for name, v in (("--lava-samples", self.lava_samples), ("--lava-steps", self.lava_steps)):
+        for name, v in (("--lava-samples", self.lava_samples), ("--lava-steps", self.lava_steps), ("--train-epochs", self.train_epochs)):
             if not _whole(v) or v < 0:
                 raise NeurocompileError(f"{name} must be a whole number ≥ 0 (got {v!r})")
 
@@ -275,9 +277,19 @@ def _prune_stage(st: RSNNBuildState) -> None:
 
 
 def _train_stage(st: RSNNBuildState) -> None:
+    """The ridge readout; then, with ``train_epochs``, every trainable parameter end to end from it (BPTT, surrogate gradient)."""
+    epochs = st.options.train_epochs
     score = _readout(st.model, st.task)
+    extra: dict = {"training": "ridge readout"}
+    if epochs:
+        log(f"readout {_metric(st)} {score:.4f}; training end to end for {epochs} epochs")
+        result = train_end_to_end(st.model, st.task, epochs,
+                                  EndToEndSettings(seed=st.options.seed, progress=_bar("end to end") is not None))
+        score = result.scores["test"]
+        extra = {"training": f"ridge readout, then {epochs} epochs end to end (BPTT, surrogate gradient, Adam)",
+                 "losses": [round(float(x), 6) for x in result.losses]}
     st.stages["snn_float"] = _score(_metric(st), score, _test_samples(st), neurons=st.model.n_hidden,
-                                    mode="float, the trained model in the chip's schedule")
+                                    mode="float, the trained model in the chip's schedule", **extra)
     log(f"snn_float {_metric(st)} {score:.4f}")
 
 

@@ -146,7 +146,26 @@ def test_digits_with_random_pruning_keeps_exact_counts(tmp_path, one_thread):
         assert stages["lava"]["samples"] == 3 and all(stages["lava"]["agreement"].values())
 
 
+def test_end_to_end_training_after_the_readout(tmp_path, one_thread):
+    """--train-epochs: the ridge-read model trained further by BPTT; the bit-exact stage is of the trained network."""
+    from neurocompile.tasks import EndToEndSettings, ReadoutSettings, sequential_digits, train_end_to_end, train_readout
+
+    out = tmp_path / "e2e"
+    assert main(["build", "--rsnn", "--task", "digits", "--neurons", "40", "--prune", "none", "--train-epochs", "2",
+                 "--lava-samples", "0", "--quiet", "-o", str(out)]) == 0
+    st = json.loads((out / "report.json").read_text())["stages"]
+    assert "2 epochs end to end" in st["snn_float"]["training"] and len(st["snn_float"]["losses"]) == 2
+    # the same model, readout and training, run here: the build's float score is its test accuracy
+    model = HRSNN(8, 40, 10, 2.0, 5.0, recurrent_density=0.1, input_gain=2.0, bias_std=0.5, seed=0)
+    task = sequential_digits(seed=0)
+    readout = train_readout(model, task, ReadoutSettings(progress=False)).scores["test"]
+    trained = train_end_to_end(model, task, 2, EndToEndSettings(seed=0, progress=False)).scores["test"]
+    assert st["snn_float"]["accuracy"] == pytest.approx(trained, abs=1e-6) and trained != readout
+    assert abs(st["snn_quantized"]["accuracy"] - trained) < 0.05
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--train-epochs", "-1"], "--train-epochs must be a whole number"),
     (["--task", "mackey"], "unknown task 'mackey'"),
     (["--neuron-sparsity", "1.0"], "--neuron-sparsity must be a fraction in [0, 1)"),
     (["--prune", "magnitude"], "unknown pruning 'magnitude'"),
