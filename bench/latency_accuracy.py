@@ -10,8 +10,9 @@ For the MNIST CNN (bench/mnist_models.py, 8,000/2,000 split) and the digits MLP
 + fine-tuning at each small T (float and bit-exact), with spikes per inference,
 then the smallest T within 1 pp and 0.5 pp of the ANN for each method, and for
 each fine-tuned T the smallest conversion T that reaches its accuracy (the
-ratio of time steps, and of steps per sample: a periodic sample takes
-T + depth steps, a pipelined one T); writes a plot. Fine-tuning runs for the
+ratio of time steps, and of steps between streamed samples: a periodic
+period is T + depth steps, a pipelined one T; one inference alone lasts
+T + depth either way); writes a plot. Fine-tuning runs for the
 subtractive reset (PeriodicLIF) and for reset to zero (``--resets``; Lava's
 stock LIFReset, pipelined). ``--quick``: the digits MLP only, T ≤ 32, fine-tuned at 2 and 4.
 ``--time-epoch``: the time of one fine-tuning epoch of the MNIST CNN on 8,000
@@ -77,16 +78,22 @@ def first_within(accs: dict[int, float], ann: float, pp: float) -> int | None:
     return ok[0] if ok else None
 
 
-def study(name: str, module, ds, ann: float, args) -> dict[str, dict[int, tuple[float, float]]]:
+Rows = dict[str, dict[int, tuple[float, float]]]  # method → T → (accuracy, spikes per inference)
+
+
+def study(name: str, module, ds, ann: float, args) -> tuple[Rows, dict[str, int]]:
+    """The rows of the table, and per method the steps a streamed sample's period adds to T (periodic: depth; pipelined: 0)."""
     net = capture(torch.export.export(module.eval(), (torch.from_numpy(ds.x_test[:1].copy()),)))
     tuned = {reset: f"fine-tuned/{args.surrogate}" + ("" if reset == "subtract" else " zero-reset stock") for reset in args.resets}
-    rows: dict[str, dict[int, tuple[float, float]]] = {"conversion (float)": {}, "conversion (fixed)": {}}
+    rows: Rows = {"conversion (float)": {}, "conversion (fixed)": {}}
+    extra: dict[str, int] = {}
     for label in tuned.values():
         rows[f"{label} (float)"], rows[f"{label} (fixed)"] = {}, {}
     for T in args.steps:
         snn = convert(net, ds.x_train[:512], timesteps=T)
         rows["conversion (float)"][T] = measure(snn, ds, "float")
         rows["conversion (fixed)"][T] = measure(snn, ds, "fixed")
+        extra["conversion"] = period(snn) - T
         print(f"  [{name}] T={T}: conversion {rows['conversion (float)'][T][0]:.4f} float, {rows['conversion (fixed)'][T][0]:.4f} fixed",
               file=sys.stderr, flush=True)
     previous: dict[str, Network] = {}
@@ -104,39 +111,29 @@ def study(name: str, module, ds, ann: float, args) -> dict[str, dict[int, tuple[
             previous[reset] = result.network
             rows[f"{label} (float)"][T] = measure(result.network, ds, "float")
             rows[f"{label} (fixed)"][T] = measure(result.network, ds, "fixed")
-            steps_per_sample[label] = period(result.network) - T
+            extra[label] = period(result.network) - T
             print(f"  [{name}] T={T} {label}: {args.epochs} epochs in {time.perf_counter() - t0:.0f} s: "
                   f"{rows[label + ' (float)'][T][0]:.4f} float, {rows[label + ' (fixed)'][T][0]:.4f} fixed", file=sys.stderr, flush=True)
-    steps_per_sample["conversion"] = period(snn) - snn.timesteps
-    return rows
+    return rows, extra
 
 
-# steps of a sample's period beyond T, per method (periodic schedule: the network's depth; pipelined: 0)
-steps_per_sample: dict[str, int] = {}
-
-
-def equal_accuracy_ratio(rows, ann: float) -> list[str]:
-    """For each fine-tuned row: the smallest conversion T reaching its best small-T accuracy, as a ratio of T and of steps per sample."""
-    conv = {T: a for T, (a, _) in rows["conversion (fixed)"].items()}
+def equal_accuracy_ratio(rows: Rows, extra: dict[str, int]) -> list[str]:
+    """For each fine-tuned T: the smallest conversion T reaching its accuracy, as ratios of time steps and of the
+    steps between streamed samples (the period); "≥" where conversion never reaches it (ratio to its best T)."""
+    conv = rows["conversion (fixed)"]
     lines = []
     for method, accs in rows.items():
-        if not method.startswith("fine-tuned") or not method.endswith("(fixed)") or not accs:
+        if not method.startswith("fine-tuned") or not method.endswith("(fixed)"):
             continue
         label = method.removesuffix(" (fixed)")
         for T, (acc, spikes) in sorted(accs.items()):
-            match = [Tc for Tc, a in sorted(conv.items()) if a >= acc]
-            if match:
-                Tc = match[0]
-                ratio_t = Tc / T
-                ratio_p = (Tc + steps_per_sample["conversion"]) / (T + steps_per_sample[label])
-                lines.append(f"{label} T={T} ({acc * 100:.2f} %, {spikes:.0f} spikes): conversion first reaches it at T={Tc} "
-                             f"({rows['conversion (fixed)'][Tc][1]:.0f} spikes): {ratio_t:.0f}x fewer time steps, "
-                             f"{ratio_p:.1f}x fewer steps per sample")
-            else:
-                best = max(conv, key=conv.get)
-                lines.append(f"{label} T={T} ({acc * 100:.2f} %, {spikes:.0f} spikes): conversion never reaches it "
-                             f"(best {conv[best] * 100:.2f} % at T={best}): ≥ {best / T:.0f}x fewer time steps, "
-                             f"≥ {(best + steps_per_sample['conversion']) / (T + steps_per_sample[label]):.1f}x fewer steps per sample")
+            reached = [Tc for Tc, (a, _) in sorted(conv.items()) if a >= acc]
+            Tc = reached[0] if reached else max(conv, key=lambda t: conv[t][0])
+            at_least = "" if reached else "≥ "
+            how = f"first reaches it at T={Tc}" if reached else f"never reaches it (best {conv[Tc][0] * 100:.2f} % at T={Tc})"
+            lines.append(f"{label} T={T} ({acc * 100:.2f} %, {spikes:.0f} spikes): conversion {how} ({conv[Tc][1]:.0f} spikes): "
+                         f"{at_least}{Tc / T:.1f}x fewer time steps, {at_least}"
+                         f"{(Tc + extra['conversion']) / (T + extra[label]):.1f}x fewer steps between streamed samples")
     return lines
 
 
@@ -219,9 +216,10 @@ def main() -> int:
     for name in args.models.split(","):
         module, ds, ann = mnist_cnn_model(args.cnn_epochs) if name == "cnn" else digits_mlp_model()
         title = "MNIST CNN" if name == "cnn" else "digits MLP"
-        results[title] = (ann, study(title, module, ds, ann, args))
-        print_table(title, ann, results[title][1], sorted(set(args.steps) | set(args.finetune_steps)))
-        print("\n".join(equal_accuracy_ratio(results[title][1], ann)))
+        rows, extra = study(title, module, ds, ann, args)
+        results[title] = (ann, rows)
+        print_table(title, ann, rows, sorted(set(args.steps) | set(args.finetune_steps)))
+        print("\n".join(equal_accuracy_ratio(rows, extra)))
     plot(results, Path(args.plot))
     return 0
 

@@ -299,12 +299,11 @@ class BuildOptions:
             raise NeurocompileError("--finetune-via sets the T fine-tuned at first; give --finetune-epochs N (N ≥ 1)")
         if e:
             self.finetune_settings()  # its own checks (learning rate, surrogate)
-            check_via(self.warm_start, self.timesteps)
+            self.warm_start()  # --finetune-via
 
-    @property
     def warm_start(self) -> tuple[int, ...]:
-        """The T fine-tuned at before the build's T (``--finetune-via``, by default 2 when T = 1)."""
-        return warm_start_timesteps(self.timesteps) if self.finetune_via is None else self.finetune_via
+        """The T fine-tuned at before the build's T, largest first (``--finetune-via``, by default 2 when T = 1), checked."""
+        return check_via(warm_start_timesteps(self.timesteps) if self.finetune_via is None else self.finetune_via, self.timesteps)
 
     def finetune_settings(self) -> FinetuneSettings:
         """The fine-tuning settings of this build (FinetuneSettings checks its own values: learning rate, surrogate)."""
@@ -390,7 +389,7 @@ def _finetune_stage(st: BuildState) -> None:
         return
     settings = o.finetune_settings()
     train, val = split_validation(st.x_train, st.ds.y_train, 0.1)
-    via = check_via(o.warm_start, o.timesteps)
+    via = o.warm_start()
     first = f", first at T={', '.join(map(str, via))}" if via else ""
     log(f"fine-tuning {o.finetune_epochs} epochs at T={o.timesteps}{first} ({settings.surrogate} surrogate, lr {settings.lr:g})")
     result = finetune_progressively(st.snn, train, val, settings, via=via, checkpoint_dir=st.checkpoint_dir, progress=not _QUIET.get())

@@ -388,7 +388,7 @@ def _report(st: RSNNBuildState) -> dict:
         "model": {**model, "format": mapped.settings.source_format, "task": o.task},
         "data": data,
         "timesteps": mapped.timesteps,
-        "period_steps": mapped.timesteps + mapped.depth(),
+        "period_steps": mapped.period(),
         "encoding": {"kind": "direct", "input_scale": st.input_scale},
         "metric": _metric(st),
         "stages": st.stages,

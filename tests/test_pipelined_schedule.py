@@ -185,16 +185,7 @@ def test_the_stock_lowering_refuses_what_lifreset_cannot_run():
 @pytest.mark.parametrize("seed", [0, 2, 3])
 def test_the_float_simulator_is_lavas_floating_point_lifreset(backend, seed):
     """The trainable simulator's pipelined schedule against Lava's own float LIFReset model, spike for spike."""
-    from test_lava_float import dequantize
+    from test_lava_float import assert_float_simulator_is_lava_floating_pt
 
-    from neurocompile.sim.float_sim import FloatSimulator
-    from neurocompile_lava.backend import LavaBackend
-
-    net = layered_network(seed).with_settings(timesteps=6)
-    frames = frames_for_seed(2 * seed, 2, 6)  # binary input: float and fixed see the same payloads
-    lava = LavaBackend(precision="floating_pt").run(net, frames, record=True)
-    with torch.no_grad():
-        ours = FloatSimulator(dequantize(net), dtype=torch.float64)(torch.as_tensor(frames), record=True)
-    for name, trains in lava.spike_trains.items():
-        np.testing.assert_array_equal(ours.spike_trains[name].numpy(), trains, err_msg=name)
-    assert sum(int(t.sum()) for t in lava.spike_trains.values()) > 0
+    # binary input: float and fixed point see the same payloads
+    assert_float_simulator_is_lava_floating_pt(layered_network(seed).with_settings(timesteps=6), frames_for_seed(2 * seed, 2, 6))

@@ -395,6 +395,7 @@ class FloatSimulator(nn.Module):
         # incoming projections in the network's projection order: the engine's summation order
         self._incoming = [[j for j, s in enumerate(self.synapses) if s.target == p.name] for p in self.neurons]
         self._source = [index.get(s.source) for s in self.synapses]  # None: the input population
+        self._outgoing = {k: [j for j, src in enumerate(self._source) if src == k] for k in (None, *range(len(self.neurons)))}
         self._index = index
         self.state: dict[str, PopulationState] = {}
         self.spike_counts: dict[str, torch.Tensor] = {}
@@ -525,9 +526,8 @@ class FloatSimulator(nn.Module):
 
     def _send(self, d: _Derived, source: int | None, sent: torch.Tensor, t: int, input_static: bool) -> None:
         """The messages of the projections leaving ``source`` (None: the input, ``sent`` its frame)."""
-        for j, syn in enumerate(self.synapses):
-            if self._source[j] != source:
-                continue
+        for j in self._outgoing[source]:
+            syn = self.synapses[j]
             if source is None:
                 if not (input_static and t > 0):  # a static input's message is the same every step
                     self._messages[j] = syn.apply(d.weights[j], sent)

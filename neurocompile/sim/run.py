@@ -31,7 +31,7 @@ def inference_steps(net: Network) -> int:
 
 def readout_step(net: Network, timesteps: int) -> int:
     """The step of the period after which the readout holds ``timesteps`` steps of input (one run serves every shorter T)."""
-    return timesteps - 1 + (0 if net.settings.schedule == "pipelined" else net.depth())
+    return net.with_settings(timesteps=timesteps).period() - 1  # the readout is read at its period's last step
 
 
 def frames_for(net: Network, x: np.ndarray, fixed: bool, first_index: int = 0) -> torch.Tensor:
