@@ -238,8 +238,8 @@ def synaptic_floor(net: Network, frames: np.ndarray, counts: dict[str, np.ndarra
         p = float(c.sum()) / (c.size * P)
         inputs[name] = [(torch.rand(B, c.shape[1], generator=g) < p).to(torch.int32) for _ in range(P)]
     lo, hi = float(x.min()), float(x.max())
-    syns = [_Synapses(pr, net.synapse_fixed(pr.name), max(abs(lo), abs(hi)) if pr.source == net.input else 1.0,
-                      binary=(lo >= 0 and hi <= 1) if pr.source == net.input else True) for pr in net.projections]
+    syns = [_Synapses(pr, net.synapse_fixed(pr.name), max(abs(lo), abs(hi)), binary=lo >= 0 and hi <= 1, nonnegative=lo >= 0)
+            if pr.source == net.input else _Synapses(pr, net.synapse_fixed(pr.name), 1.0, binary=True) for pr in net.projections]
     best = float("inf")
     for _ in range(repeats):
         t0 = time.perf_counter()

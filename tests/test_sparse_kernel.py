@@ -79,7 +79,7 @@ def test_spmm_large_fan_in_and_sums_near_int32():
     assert torch.equal(_spmm(s, m, 2).long(), want)
 
 
-def _synapses(rng, n_in, n_out, exp, wmax, max_input, kind="dense", density=1.0):
+def _synapses(rng, n_in, n_out, exp, wmax, max_input, kind="dense", density=1.0, nonnegative=False):
     w = rng.integers(-wmax, wmax + 1, (n_out, n_in)) * (rng.random((n_out, n_in)) < density)
     w = np.where(w % 2, w - np.sign(w), w)  # even: Lava's 8-bit truncation keeps mixed-sign weights as they are
     if kind == "sparse":
@@ -88,7 +88,7 @@ def _synapses(rng, n_in, n_out, exp, wmax, max_input, kind="dense", density=1.0)
     else:
         weight = w.astype(float)
     proj = Projection("p", "a", "b", kind, weight)
-    return _Synapses(proj, SynapseFixed(w, exp), max_input=max_input, binary=kind == "sparse"), w
+    return _Synapses(proj, SynapseFixed(w, exp), max_input=max_input, binary=kind == "sparse", nonnegative=nonnegative), w
 
 
 def _plain_message(w, x, exp):
@@ -127,12 +127,18 @@ def test_graded_dense_kernel_equals_lavas_sum_and_shift(seed, B, n_in, n_out, ex
 @given(seed=st.integers(0, 2**32 - 1), B=st.sampled_from([1, 5, 32, 45]), n=st.sampled_from([17, 600, 600]),
        exps=st.tuples(st.integers(-6, 5), st.integers(-6, 5)), wmax=st.sampled_from([2, 250, 8000]),
        per_neuron=st.booleans(), du=st.sampled_from([4095, 4095, 0, 1000]), reset=st.sampled_from(["subtract", "zero"]),
-       readout=st.booleans(), x_dtype=st.sampled_from([torch.int64, torch.int32]), xmax=st.sampled_from([255, 1 << 17]))
+       readout=st.booleans(), x_dtype=st.sampled_from([torch.int64, torch.int32]), xmax=st.sampled_from([255, 1 << 17]),
+       unsigned=st.booleans())
 def test_fused_lif_step_equals_the_step_on_materialised_messages(seed, B, n, exps, wmax, per_neuron, du, reset, readout,
-                                                                 x_dtype, xmax):
+                                                                 x_dtype, xmax, unsigned):
+    """``unsigned``: 8-bit graded payloads (0 .. 255), the u8 × s8 kernel's input where the weights fit int8."""
     rng = np.random.default_rng(seed)
     n_in = int(rng.integers(1, 30))
-    syn_in, _ = _synapses(rng, n_in, n, exps[0], wmax, float(xmax))
+    syn_in, _ = _synapses(rng, n_in, n, exps[0], wmax, float(xmax), nonnegative=unsigned)
+    if not unsigned or xmax > 255:
+        assert syn_in.dense8 is None
+    elif wmax <= 250 and syn_in.no_wrap:  # even weights within ±250: int8 after their low zero bit
+        assert syn_in.dense8 is not None
     syn_rec, _ = _synapses(rng, n, n, exps[1], wmax, 1.0, "sparse", density=float(rng.choice([0.01, SPMM_MAX_DENSITY / 2])))
     dense_msg = (torch.as_tensor(rng.integers(-(1 << 20), 1 << 20, (B, n))).to(torch.int32), int(rng.integers(0, 4)))
     vth = rng.integers(1, 3000, n) if per_neuron else int(rng.integers(1, 3000))
@@ -145,7 +151,7 @@ def test_fused_lif_step_equals_the_step_on_materialised_messages(seed, B, n, exp
         nrn.reset()
     deferred = 0
     for step in range(6):
-        x = torch.as_tensor(rng.integers(-xmax, xmax + 1, (B, 2, n_in))).to(x_dtype)[:, 0]
+        x = torch.as_tensor(rng.integers(0 if unsigned else -xmax, xmax + 1, (B, 2, n_in))).to(x_dtype)[:, 0]
         s = torch.as_tensor(rng.random((B, n)) < rng.random()).to(torch.int8)
         msgs = []
         for syn, inp in ((syn_in, x), (syn_rec, s)):
@@ -223,6 +229,48 @@ def test_networks_equal_lavas_rules_and_the_previous_engine(seed, graded, hetero
     assert torch.equal(got.readout.long(), readout)
 
 
+@pytest.mark.parametrize("low_bits, exp, signs", [(0, -3, "positive"), (3, -2, "mixed"), (1, 2, "mixed"), (2, -9, "positive")])
+def test_u8_kernel_folds_the_weights_low_bits_into_the_exponent(low_bits, exp, signs):
+    """8-bit graded input through W = W' << k (W' odd: k = low_bits exactly) on the fused step's u8 × s8
+    kernel equals the previous engine: Lava's floor shift by the exponent, n_in and n not multiples of 4 or 64."""
+    rng = np.random.default_rng(low_bits)
+    n_in, n, B, P = 23, 70, 37, 7
+    w_in = (rng.integers(1 if signs == "positive" else -15, 16, (n, n_in)) | 1) << low_bits
+    w_out = rng.integers(-60, 61, (2, n)) * 2
+    net = fixed_network(
+        (Population("input", (n_in,), "input"), Population("h", (n,), "spiking"), Population("out", (2,), "readout")),
+        (Projection("ih", "input", "h", "dense", w_in.astype(float)), Projection("ho", "h", "out", "dense", w_out.astype(float))),
+        neurons={"h": NeuronFixed(vth=rng.integers(50, 400, n), bias_mant=rng.integers(-50, 50, n), bias_exp=2, dv=300),
+                 "out": NeuronFixed(vth=(1 << 17) - 1, bias_mant=np.zeros(2), bias_exp=0)},
+        synapses={"ih": (w_in, exp), "ho": (w_out, 0)}, inputs="input", outputs="out",
+    )
+    syn = _Synapses(net.projection("ih"), net.synapse_fixed("ih"), 255.0, nonnegative=True)
+    assert syn.dense8 is not None and syn.dense8[1] == low_bits
+    frames = torch.as_tensor(rng.integers(0, 256, (B, P, n_in)))
+    frames[:, :, 0] = 255  # the largest payload, on every step
+    got = simulate(net, frames, "fixed", record=True)
+    with _kernels_off():
+        was = simulate(net, frames, "fixed", record=True)
+    assert got.spike_trains["h"].any() and not got.spike_trains["h"].all()
+    assert torch.equal(got.spike_trains["h"], was.spike_trains["h"])
+    assert torch.equal(got.readout.long(), was.readout.long())
+    assert torch.equal(got.state["h"][1], was.state["h"][1])
+
+
+def test_state_read_after_the_run_does_not_see_the_callers_frames_change():
+    """The graded input's deferred message reads the frames where they lie; u (du = 4095, one decay for all:
+    rebuilt from the last step's messages when asked for) must not change when the caller reuses them."""
+    rng = np.random.default_rng(5)
+    net = _pruned_network(rng, 20, 300, (-1, 4, -3), True, False, density=0.02)
+    frames = torch.as_tensor(rng.integers(0, 256, (9, 8, 20)))
+    want = simulate(net, frames.clone(), "fixed").state["h"]
+    got = simulate(net, frames, "fixed")
+    frames.fill_(255)
+    u, v = got.state["h"]
+    assert u.abs().sum() > 0
+    assert torch.equal(u.expand_as(want[0]), want[0].expand_as(u)) and torch.equal(v, want[1])
+
+
 def test_the_kernels_run_where_they_pay_and_the_fallbacks_agree():
     rng = np.random.default_rng(3)
     net = _pruned_network(rng, 20, 300, (-1, 4, -3), True, True, density=0.02)
@@ -234,8 +282,8 @@ def test_the_kernels_run_where_they_pay_and_the_fallbacks_agree():
         calls.append(args[9])  # n_inputs: the projections summed inside the step
         return fused(*args)
 
-    with mock.patch.object(native, "lif_fused", lambda: spy):
-        got = simulate(net, frames, "fixed", record=True)
+    with mock.patch.object(native, "lif_fused", lambda: spy), mock.patch.object(native, "run_blocks", lambda: None):
+        got = simulate(net, frames, "fixed", record=True)  # the step loop (tests/test_sim_blocks.py: whole runs in blocks)
     assert calls and max(calls) == 2  # the graded input and the pruned recurrence, both inside the step
     for patch in (_kernels_off(), mock.patch.object(native, "lif_fused", lambda: None),
                   mock.patch.multiple(native, if_step=lambda: None, lif_step=lambda: None)):  # the torch/int64 paths

@@ -3,7 +3,8 @@
 The C sources next to this file (``if_step.c``: the integrate-and-fire fast
 path; ``lif_step.c``: Lava's whole fixed-point LIF step; ``syn_step.c``: binary
 spikes through a sparse projection, dense over the batch, and graded input through a
-small dense one) are compiled together
+small dense one; ``lif_step.c``'s ``nc_run_blocks`` also runs a whole periodic run, a block of
+samples at a time through every step) are compiled together
 on first use with the machine's C compiler (``cc -O3 -march=native -fopenmp``)
 into one library in the neurocompile cache and loaded with ctypes: no build
 step at install, code tuned to the CPU that runs it. Where there is no
@@ -60,7 +61,7 @@ def _open(cc: str, flags: list[str], path: Path) -> tuple[Callable, ...] | None:
             return None
         try:
             lib = ctypes.CDLL(str(path))
-            return lib.nc_if_step, lib.nc_lif_step, lib.nc_spmm_step, lib.nc_dense_step, lib.nc_lif_fused
+            return lib.nc_if_step, lib.nc_lif_step, lib.nc_spmm_step, lib.nc_dense_step, lib.nc_lif_fused, lib.nc_run_blocks
         except (OSError, AttributeError):
             if attempt:
                 raise
@@ -90,14 +91,15 @@ def _load() -> tuple[tuple[Callable, ...] | None, str]:
         if fns is None:
             continue
         p, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int32
-        fn, lif, spmm, dense, fused = fns
+        fn, lif, spmm, dense, fused, blocks = fns
         fn.argtypes = [p, p, i64, p, p, i32, p, p, i64, i64, i32, i32, i32, i32, i32]
         lif.argtypes = [p, p, p, i64, p, p, p, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32, i32, i32, p, p, p]
         spmm.argtypes = [p, i64, i64, p, p, p, p, i64, i32]
         dense.argtypes = [p, i32, i64, i64, i64, p, i64, i32, p, i32]
         fused.argtypes = [p, p, p, i64, p, p, p, i32, p, i32, p, p, i32, i64, i64, i32, i32, i32, i32, i32, i32, i32, p, p, p]
+        blocks.argtypes = [p, i32, p, p, i32, i64, i64, i64, i64, i32, i32, i32]
         fn.restype = lif.restype = dense.restype = None
-        spmm.restype = fused.restype = ctypes.c_int
+        spmm.restype = fused.restype = blocks.restype = ctypes.c_int
         return fns, f"fused C neuron kernels ({cc} {' '.join(flags)})"
     return None, f"{why}: torch ops only"
 
@@ -146,6 +148,28 @@ def lif_fused() -> Callable | None:
     """``nc_lif_fused`` from lif_step.c (the LIF step with projections summed inside it), or None."""
     fns = _load()[0]
     return None if fns is None or lif_step() is None else fns[4]
+
+
+class Pop(ctypes.Structure):
+    """``nc_pop_t`` of lif_step.c: one population of :func:`run_blocks`."""
+
+    _fields_ = [("u", ctypes.c_void_p), ("v", ctypes.c_void_p), ("counts", ctypes.c_void_p), ("trains", ctypes.c_void_p),
+                ("bias", ctypes.c_void_p), ("fu_pn", ctypes.c_void_p), ("fv_pn", ctypes.c_void_p), ("vth_pn", ctypes.c_void_p),
+                ("n", ctypes.c_int64), ("fu", ctypes.c_int32), ("fv", ctypes.c_int32), ("vth", ctypes.c_int32),
+                ("zero_reset", ctypes.c_int32), ("counts_wide", ctypes.c_int32), ("first_edge", ctypes.c_int32),
+                ("n_edges", ctypes.c_int32), ("pad", ctypes.c_int32)]
+
+
+class Edge(ctypes.Structure):
+    """``nc_edge_t`` of lif_step.c: a projection of :func:`run_blocks`, from the frames (source -1) or a population."""
+
+    _fields_ = [("input", Input), ("source", ctypes.c_int32), ("pad", ctypes.c_int32)]
+
+
+def run_blocks() -> Callable | None:
+    """``nc_run_blocks`` from lif_step.c (a whole periodic run, a block of samples at a time), or None."""
+    fns = _load()[0]
+    return None if fns is None or lif_fused() is None else fns[5]
 
 
 def status() -> str:

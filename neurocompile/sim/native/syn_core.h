@@ -17,6 +17,11 @@ static inline int nc_thread(void) { return omp_get_thread_num(); }
 static inline int nc_thread(void) { return 0; }
 #endif
 
+/* Every alpha the engine passes is 2^a modulo 2^32 (a = exponent + act_shift): alpha * y modulo 2^32
+ * is then y << a, a shift instead of a 32-bit multiply (several cycles on AVX-512), with a >= 32
+ * (alpha = 0) shifting every bit out, as the multiply does. */
+static inline int32_t nc_alpha_shift(uint32_t alpha) { return alpha ? __builtin_ctz(alpha) : 32; }
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
@@ -117,7 +122,7 @@ static inline __attribute__((always_inline)) void nc_sums_out(
 {
 #if defined(__AVX512F__)
     __mmask16 k = (__mmask16)((1u << m) - 1u);
-    __m512i va = _mm512_set1_epi32((int32_t)alpha);
+    const __m128i sa = _mm_cvtsi32_si128(nc_alpha_shift(alpha));
     for (int64_t g = 0; g < NC_L && g < nb; g += 16) {
         __m512i r[16];
         for (int ii = 0; ii < 16; ii++)
@@ -126,7 +131,7 @@ static inline __attribute__((always_inline)) void nc_sums_out(
         for (int64_t l = 0; l < 16 && g + l < nb; l++) {
             int32_t *o = out + (g + l) * nt + i0;
             if (add) {
-                __m512i x = _mm512_mullo_epi32(_mm512_srai_epi32(r[l], (unsigned)shift), va);
+                __m512i x = _mm512_sll_epi32(_mm512_srai_epi32(r[l], (unsigned)shift), sa);
                 _mm512_mask_storeu_epi32(o, k, _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, o), x));
             } else {
                 _mm512_mask_storeu_epi32(o, k, r[l]);
@@ -169,14 +174,14 @@ static inline __attribute__((always_inline)) void nc_spmm_block(
 #if defined(__AVX512F__)
 /* A tile's sums (rows q < r, 4 x 16 outputs masked by k) to out: out = sums >> shift, or out += alpha * (sums >> shift). */
 static inline __attribute__((always_inline)) void nc_store_tile(__m512i acc[NC_DENSE_R][4], const __mmask16 k[4], int64_t r,
-                                                               int32_t *restrict out, int64_t n_out, int32_t shift, int add, __m512i va)
+                                                               int32_t *restrict out, int64_t n_out, int32_t shift, int add, __m128i sa)
 {
     for (int64_t q = 0; q < r; q++)
         for (int v = 0; v < 4; v++) {
             if (!k[v]) continue;
             int32_t *o = out + q * n_out + 16 * v;
             __m512i y = _mm512_srai_epi32(acc[q][v], (unsigned)shift);
-            if (add) y = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k[v], o), _mm512_mullo_epi32(y, va));
+            if (add) y = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k[v], o), _mm512_sll_epi32(y, sa));
             _mm512_mask_storeu_epi32(o, k[v], y);
         }
 }
@@ -184,14 +189,14 @@ static inline __attribute__((always_inline)) void nc_store_tile(__m512i acc[NC_D
 
 /* Rows b0 .. b0 + r - 1 (r <= NC_DENSE_R) of graded x (int64 or int32, rows x_stride apart) through
  * wt = W^T (n_in, n_out) int32: add = 0: out = sums >> shift; add = 1: out += alpha * (sums >> shift)
- * modulo 2^32 (act of a fused step). out points at row b0, rows n_out apart. */
+ * modulo 2^32 (act of a fused step; alpha a power of two or 0). out points at row b0, rows n_out apart. */
 static inline __attribute__((always_inline)) void nc_dense_rows(
     const void *x, int x_i64, int64_t x_stride, int64_t b0, int64_t r, int64_t n_in,
     const int32_t *restrict wt, int64_t n_out, int32_t shift, int32_t *restrict out, const int add, uint32_t alpha)
 {
 #if defined(__AVX512F__)
     /* a tile of 4 rows x 64 outputs in 16 registers: each weight vector loaded serves 4 samples */
-    const __m512i va = _mm512_set1_epi32((int32_t)alpha);
+    const __m128i sa = _mm_cvtsi32_si128(nc_alpha_shift(alpha));
     for (int64_t c0 = 0; c0 < n_out; c0 += 64) {
         int64_t m = n_out - c0 < 64 ? n_out - c0 : 64;
         __mmask16 k[4];
@@ -212,7 +217,7 @@ static inline __attribute__((always_inline)) void nc_dense_rows(
                 for (int v = 0; v < 4; v++) acc[q][v] = _mm512_add_epi32(acc[q][v], _mm512_mullo_epi32(xb, w[v]));
             }
         }
-        nc_store_tile(acc, k, r, out + c0, n_out, shift, add, va);
+        nc_store_tile(acc, k, r, out + c0, n_out, shift, add, sa);
     }
 #else
     for (int64_t c0 = 0; c0 < n_out; c0 += NC_DENSE_C) {
@@ -269,7 +274,7 @@ static inline __attribute__((always_inline)) void nc_dense_rows16(
 {
 #if defined(__AVX512F__) && defined(__AVX512BW__)
     int64_t n_pairs = (n_in + 1) / 2;
-    const __m512i va = _mm512_set1_epi32((int32_t)alpha);
+    const __m128i sa = _mm_cvtsi32_si128(nc_alpha_shift(alpha));
     /* the rows' input pairs, built once for every column tile (up to 32 pairs: 64 channels, the
      * engine's limit; beyond that they are built in the tile loop) */
     uint32_t xp[NC_DENSE_R][32];
@@ -319,7 +324,7 @@ static inline __attribute__((always_inline)) void nc_dense_rows16(
 #endif
             }
         }
-        nc_store_tile(acc, k, r, out + c0, n_out, shift, add, va);
+        nc_store_tile(acc, k, r, out + c0, n_out, shift, add, sa);
     }
 #else
     for (int64_t q = 0; q < r; q++) {
@@ -335,6 +340,151 @@ static inline __attribute__((always_inline)) void nc_dense_rows16(
             else out[q * n_out + i] = y;
         }
     }
+#endif
+}
+
+#define NC_X_I32 0
+#define NC_X_I64 1
+#define NC_X_I8 2
+
+/* Element j of the row at x + row: int32, int64 or int8 (x_kind, a constant where inlined) */
+static inline __attribute__((always_inline)) uint32_t nc_x(const void *x, int x_kind, int64_t at)
+{
+    return x_kind == NC_X_I64 ? (uint32_t)((const int64_t *)x)[at]
+         : x_kind == NC_X_I8 ? (uint32_t)(uint8_t)((const int8_t *)x)[at] : (uint32_t)((const int32_t *)x)[at];
+}
+
+/* Input channels 4 jq .. 4 jq + 3 of the row at x + row (values 0 .. 255) as four bytes, zero past n_in */
+static inline __attribute__((always_inline)) uint32_t nc_quad(const void *x, int x_kind, int64_t row, int64_t jq, int64_t n_in)
+{
+    uint32_t quad = 0;
+    if (x_kind == NC_X_I8 && 4 * jq + 3 < n_in) {  /* four bytes where they lie */
+        memcpy(&quad, (const int8_t *)x + row + 4 * jq, 4);
+        return quad;
+    }
+    for (int h = 0; h < 4; h++) {
+        int64_t j = 4 * jq + h;
+        quad |= (j < n_in ? nc_x(x, x_kind, row + j) & 0xFFu : 0u) << (8 * h);
+    }
+    return quad;
+}
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+/* One tile of nc_dense_rows8: rows q < r, outputs c0 .. c0 + m - 1 (m <= 16 nv) in nv vectors (a
+ * constant: the tile's accumulators stay in registers), input fours from xq (pre) or read here. */
+static inline __attribute__((always_inline)) void nc_tile8(
+    const void *x, int x_kind, int64_t x_stride, int64_t b0, int64_t r, int64_t n_in, const uint32_t xq[NC_DENSE_R][16],
+    const int pre, const int8_t *restrict w8, int64_t n_out, int64_t c0, int64_t m, int32_t shift,
+    int32_t *restrict out, __m128i sa, const int nv)
+{
+    int64_t n_quads = (n_in + 3) / 4;
+    __mmask16 k[4];
+    __mmask64 k4[4];
+    for (int v = 0; v < 4; v++) {
+        int64_t left = m - 16 * v;
+        k[v] = left >= 16 ? (__mmask16)0xFFFF : (left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u));
+        k4[v] = left >= 16 ? ~(__mmask64)0 : (left <= 0 ? (__mmask64)0 : (((__mmask64)1 << (4 * left)) - 1));
+    }
+    __m512i acc[NC_DENSE_R][4];
+    for (int q = 0; q < NC_DENSE_R; q++)
+        for (int v = 0; v < 4; v++) acc[q][v] = _mm512_setzero_si512();
+    for (int64_t jq = 0; jq < n_quads; jq++) {
+        __m512i w[4];
+        for (int v = 0; v < nv; v++) w[v] = _mm512_maskz_loadu_epi8(k4[v], w8 + (jq * n_out + c0 + 16 * v) * 4);
+        for (int q = 0; q < NC_DENSE_R; q++) {
+            uint32_t quad = pre ? xq[q][jq] : (q < r ? nc_quad(x, x_kind, (b0 + q) * x_stride, jq, n_in) : 0);
+            __m512i xb = _mm512_set1_epi32((int32_t)quad);
+            for (int v = 0; v < nv; v++) acc[q][v] = _mm512_dpbusd_epi32(acc[q][v], xb, w[v]);
+        }
+    }
+    nc_store_tile(acc, k, r, out + c0, n_out, shift, 1, sa);
+}
+
+#define NC_TILE8(PRE, NV) nc_tile8(x, x_kind, x_stride, b0, r, n_in, xq, PRE, w8, n_out, c0, m, shift, out, sa, NV)
+#endif
+
+/* nc_dense_rows for unsigned 8-bit input (0 <= x <= 255: the chip's graded payloads, or 0/1 spikes;
+ * int32, int64 or int8 values by x_kind; the engine checks) and int8 weights W' = W >> k (the engine
+ * folds the weights' common low zero bits k into shift and alpha), input channels in fours:
+ * w8[(jq * n_out + i) * 4 + h] = W'[i, 4 jq + h] (zero past n_in). One u8 x s8 multiply-add (vpdpbusd) does 64 products, summed by fours into int32
+ * lanes (each four below 2^17): half the instructions of the int16 pairs. The lanes wrap modulo
+ * 2^32 and the engine's bound keeps every sum an int32: the sums are exact. Always adds into out
+ * (act of a fused step): out += alpha * (sums >> shift) modulo 2^32. */
+static inline __attribute__((always_inline)) void nc_dense_rows8(
+    const void *x, int x_kind, int64_t x_stride, int64_t b0, int64_t r, int64_t n_in,
+    const int8_t *restrict w8, int64_t n_out, int32_t shift, int32_t *restrict out, uint32_t alpha)
+{
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+    int64_t n_quads = (n_in + 3) / 4;
+    const __m128i sa = _mm_cvtsi32_si128(nc_alpha_shift(alpha));
+    /* the rows' input fours, built once for every column tile (up to 16: 64 channels, the engine's
+     * limit for graded input; beyond that -- spikes into a readout -- they are read in the tile) */
+    uint32_t xq[NC_DENSE_R][16];
+    const int pre = n_quads <= 16;
+    for (int64_t q = 0; pre && q < NC_DENSE_R; q++)
+        for (int64_t jq = 0; jq < n_quads; jq++) xq[q][jq] = q < r ? nc_quad(x, x_kind, (b0 + q) * x_stride, jq, n_in) : 0;
+    for (int64_t c0 = 0; c0 < n_out; c0 += 64) {
+        int64_t m = n_out - c0 < 64 ? n_out - c0 : 64;
+        /* the number of vectors and where the fours come from as constants: one specialised loop each */
+        if (m > 48) { if (pre) NC_TILE8(1, 4); else NC_TILE8(0, 4); }
+        else if (m > 32) { if (pre) NC_TILE8(1, 3); else NC_TILE8(0, 3); }
+        else if (m > 16) { if (pre) NC_TILE8(1, 2); else NC_TILE8(0, 2); }
+        else { if (pre) NC_TILE8(1, 1); else NC_TILE8(0, 1); }
+    }
+#else
+    for (int64_t q = 0; q < r; q++) {
+        int64_t row = (b0 + q) * x_stride;
+        for (int64_t i = 0; i < n_out; i++) {
+            uint32_t acc = 0;
+            for (int64_t j = 0; j < n_in; j++) {
+                uint32_t xj = nc_x(x, x_kind, row + j) & 0xFFu;
+                acc += xj * (uint32_t)(int32_t)w8[((j / 4) * n_out + i) * 4 + (j % 4)];
+            }
+            ((uint32_t *)out)[q * n_out + i] += alpha * (uint32_t)(((int32_t)acc) >> shift);
+        }
+    }
+#endif
+}
+
+/* Spikes (int8 0/1, or any u8) of rows 0 .. nb - 1 (x_stride apart) through int8 fours W' (as
+ * nc_dense_rows8 takes them) into few outputs (n_out <= 64: a readout): out += alpha * (sums >> shift)
+ * modulo 2^32, out rows n_out apart. A row at a time, its fours read where they lie, four
+ * independent accumulator chains (the multiply-add's latency, not its throughput, would bound one
+ * chain of few vectors); sums modulo 2^32 in any order: exact as in nc_dense_rows8. */
+static inline void nc_spike_rows8(const int8_t *restrict x, int64_t x_stride, int64_t nb, int64_t n_in,
+                                  const int8_t *restrict w8, int64_t n_out, int32_t shift, int32_t *restrict out, uint32_t alpha)
+{
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+    const __m128i sa = _mm_cvtsi32_si128(nc_alpha_shift(alpha));
+    int64_t n_quads = (n_in + 3) / 4;
+    for (int64_t c0 = 0; c0 < n_out; c0 += 16) {
+        int64_t m = n_out - c0 < 16 ? n_out - c0 : 16;
+        __mmask16 k = (__mmask16)((1u << m) - 1u);
+        __mmask64 k4 = m == 16 ? ~(__mmask64)0 : (((__mmask64)1 << (4 * m)) - 1);
+        for (int64_t l = 0; l < nb; l++) {
+            const int8_t *row = x + l * x_stride;
+            __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+            int64_t jq = 0;
+            for (; jq + 4 <= n_in / 4; jq += 4)
+                for (int c = 0; c < 4; c++) {
+                    uint32_t quad;
+                    memcpy(&quad, row + 4 * (jq + c), 4);
+                    __m512i w = _mm512_maskz_loadu_epi8(k4, w8 + ((jq + c) * n_out + c0) * 4);
+                    acc[c] = _mm512_dpbusd_epi32(acc[c], _mm512_set1_epi32((int32_t)quad), w);
+                }
+            for (; jq < n_quads; jq++) {
+                __m512i w = _mm512_maskz_loadu_epi8(k4, w8 + (jq * n_out + c0) * 4);
+                acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_set1_epi32((int32_t)nc_quad(row, NC_X_I8, 0, jq, n_in)), w);
+            }
+            __m512i y = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
+            int32_t *o = out + l * n_out + c0;
+            y = _mm512_sll_epi32(_mm512_srai_epi32(y, (unsigned)shift), sa);
+            _mm512_mask_storeu_epi32(o, k, _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, o), y));
+        }
+    }
+#else
+    for (int64_t l = 0; l < nb; l++)
+        nc_dense_rows8(x + l * x_stride, NC_X_I8, 0, 0, 1, n_in, w8, n_out, shift, out + l * n_out, alpha);
 #endif
 }
 
