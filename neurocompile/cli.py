@@ -125,6 +125,12 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
         return
     if quiet:
         return
+    _echo_summary(report)
+    click.echo(f"report: {Path(out) / 'report.html'}")
+
+
+def _echo_summary(report: dict) -> None:
+    """The stages' scores and the pruning, one line each: what ``build`` and ``report`` print about a report."""
     for name, st in report["stages"].items():
         metric = "nrmse" if "nrmse" in st else "accuracy"
         score = f"{metric:8s} {st[metric]:.4f}" if metric in st else "agreement " + ", ".join(
@@ -134,7 +140,6 @@ def build(model, target, data, out, timesteps, seed, lava_samples, backend, enco
         b, a = report["pruning"]["before"], report["pruning"]["after"]
         click.echo(f"pruning        {int(b['neurons'])} → {int(a['neurons'])} neurons, {int(b['synapses'])} → {int(a['synapses'])} "
                    "recurrent synapses")
-    click.echo(f"report: {Path(out) / 'report.html'}")
 
 
 def _refuse_options(params: dict, names: tuple[str, ...], belongs_to: str) -> None:
@@ -151,25 +156,65 @@ def _refuse_options(params: dict, names: tuple[str, ...], belongs_to: str) -> No
 @cli.command()
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--backend", default="reference", show_default=True, help="reference (bit-exact, batched) or lava")
-@click.option("--samples", "-n", default=None, type=int, help="first N test samples (default: all)")
+@click.option("--samples", "-n", default=None, type=int, help="first N test samples (default: all); --rsnn digits: test sequences")
+@click.option("--steps", default=None, type=int,
+              help="--rsnn lorenz/rossler builds: the first N steps of the series (default: all; the NRMSE needs them all)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object on stdout")
-def run(out, backend, samples, as_json):
-    """Run a built artifact OUT on a backend and print accuracy and spike counts.
+def run(out, backend, samples, steps, as_json):
+    """Run a built artifact OUT on a backend and print its score and spike counts.
+
+    A feed-forward build runs the test split of the data set it was built on (accuracy); a recurrent
+    build (`build --rsnn`) its task, regenerated from OUT/report.json: the whole lorenz/rossler
+    series (NRMSE over its test rows) or the sequential digits test split (accuracy). Another
+    backend than the reference also prints its agreement with the reference, bit for bit.
 
     \b
     Example:
       neurocompile run build/ --backend reference --json
       neurocompile run build/ --backend lava --samples 20
+      neurocompile run build-rsnn/ --backend lava --steps 200
     """
-    from .pipeline import run_artifact
+    if _recurrent_build(out):
+        from .rsnn_run import RunOptions, run_recurrent
 
-    r = run_artifact(out, backend=backend, samples=samples)
+        r = run_recurrent(out, RunOptions(backend=backend, samples=samples, steps=steps))
+    else:
+        from .pipeline import run_artifact
+
+        if steps is not None:
+            raise NeurocompileError(f"--steps cuts a recurrent build's series (`build --rsnn --task lorenz|rossler`); {out} is a "
+                                    "feed-forward build: give --samples N")
+        r = run_artifact(out, backend=backend, samples=samples)
     if as_json:
         click.echo(json.dumps(r))
         return
-    click.echo(f"{r['backend']} ({r['platform']}): accuracy {r['accuracy']:.4f} on {r['samples']} samples, {r['wall_s']} s")
+    _echo_run(r)
+
+
+def _recurrent_build(out: Path) -> bool:
+    """Whether build folder OUT is recurrent (its task recorded in report.json) rather than feed-forward (a data set)."""
+    from .reporting import is_recurrent, open_build
+
+    return is_recurrent(open_build(out))
+
+
+def _echo_run(r: dict) -> None:
+    """``run``'s lines: the score, spikes per sample, and any agreement with the reference and note."""
+    if r.get("kind") != "rsnn":
+        head = f"accuracy {r['accuracy']:.4f} on {r['samples']} samples"
+    elif r["metric"] == "nrmse":
+        series = f"the {r['task']} series ({r['steps']} steps)"
+        head = (f"nrmse {r['score']:.4f} over the {r['scored']} test rows of {series}" if r["score"] is not None else
+                f"the first {r['steps']} steps of the {r['task']} series")
+    else:
+        head = f"accuracy {r['score']:.4f} on {r['scored']} test sequences"
+    click.echo(f"{r['backend']} ({r['platform']}): {head}, {r['wall_s']} s")
     for k, v in r["spikes_per_sample"].items():
         click.echo(f"  {k:20s} {v:10.1f} spikes/sample")
+    if r.get("agreement"):
+        click.echo("agreement with the reference: " + ", ".join(f"{k} {v}" for k, v in r["agreement"].items()))
+    if r.get("note"):
+        click.echo(f"note: {r['note']}")
 
 
 @cli.command()
@@ -391,17 +436,26 @@ def map_cmd(network, target):
 def report_cmd(out, quiet, as_json):
     """Rebuild OUT/report.json and OUT/report.html from OUT/network.ncnet and the data it names.
 
+    A recurrent build (`build --rsnn`) names no data set: its task is regenerated from what
+    OUT/report.json records (task, seed, series length). Figures that need the source model
+    (float stages, accuracy vs T, pruning, the Lava cross-check) are kept from OUT/report.json.
+
     \b
     Example:
       neurocompile report build/
     """
     from .report.artifact import dumps
-    from .reporting import rebuild
+
+    if _recurrent_build(out):
+        from .rsnn_run import rebuild_recurrent as rebuild
+    else:
+        from .reporting import rebuild
 
     r = rebuild(out, quiet=quiet or as_json)
     if as_json:
         click.echo(dumps(r), nl=False)
     elif not quiet:
+        _echo_summary(r)
         click.echo(f"report: {Path(out) / 'report.html'} and {Path(out) / 'report.json'}")
 
 

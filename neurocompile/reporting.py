@@ -8,7 +8,10 @@ recomputes every figure the network and its data determine (fixed-point accuracy
 spikes, operation counts, mapping, energy and latency per profile, the raster)
 and keeps from the existing report.json only what the network cannot give back
 (the accuracy of the passes before quantisation and accuracy vs T, which need
-the source model). The report package itself only counts and lays out.
+the source model). The report package itself only counts and lays out. A
+recurrent build (``build --rsnn``) names a task, not a data set: its folder is read
+back one layer up, by :mod:`neurocompile.rsnn_run`, with :func:`open_build`,
+:func:`read_report` and :func:`write_report` from here.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from . import ir
 from .backends import get_backend
 from .data import load_dataset, shape_for_model
 from .errors import NeurocompileError
+from .frontend.rsnn import SOURCE_FORMAT as RSNN_FORMAT
 from .ir import Network
 from .passes.map import placements
 from .profiles import Profile, load_profiles
@@ -70,19 +74,58 @@ def measured_sections(net: Network, ops: dict, x_one: np.ndarray | None, profile
     return {"energy": energy_table(net, ops, profiles, places), "raster": spike_raster(net, trains, frames.shape[1])}
 
 
-def load_build(out: str | Path) -> Network:
-    """The built (converted, quantised) network of build folder ``out``, or a one-line error saying what to run."""
+def is_recurrent(net: Network) -> bool:
+    """Whether ``net`` came from ``build --rsnn``: its inputs are a task recorded in report.json, not a data set it names."""
+    return net.settings.source_format == RSNN_FORMAT
+
+
+def open_build(out: str | Path) -> Network:
+    """The built (converted, quantised) network of build folder ``out``, feed-forward or recurrent.
+
+    Why apart from :func:`load_build`: ``run`` and ``report`` first learn which kind of build a
+    folder holds, then hand it to the feed-forward or the recurrent code; a folder that is no
+    build gets one line saying what is accepted.
+    """
     out = Path(out)
     path = out / NETWORK_FILE
     if not path.is_file():
-        raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); run `neurocompile build` first")
+        raise NeurocompileError(f"{out} is not a build folder (no {NETWORK_FILE}); accepted: a folder written by "
+                                "`neurocompile build` or `neurocompile build --rsnn`")
     net = ir.load(path)
-    if net.settings.source_format == "neurocompile-rsnn" and net.quantized:
-        raise NeurocompileError(f"{out} is a recurrent build (`build --rsnn`): its task is not a data set this command can load; "
-                                "rebuild it with `neurocompile build --rsnn`")
-    if not net.quantized or net.settings.data is None or not net.converted:
+    if not net.quantized or not net.converted or (net.settings.data is None and not is_recurrent(net)):
         raise NeurocompileError(f"{path} is not a built network (not converted and quantised); run `neurocompile build` first")
     return net
+
+
+def load_build(out: str | Path) -> Network:
+    """The built network of feed-forward build folder ``out`` (its data set named in it), or a one-line error."""
+    net = open_build(out)
+    if is_recurrent(net):
+        raise NeurocompileError(f"{out} is a recurrent build (`build --rsnn`), whose task is recorded in its report.json, not a data "
+                                "set: run it with `neurocompile run` (neurocompile.rsnn_run.run_recurrent)")
+    return net
+
+
+def read_report(out: str | Path, remedy: str) -> dict | None:
+    """``OUT/report.json`` as a dict, or None where there is none; a file that is no JSON object is a one-line error ending in ``remedy``."""
+    path = Path(out) / "report.json"
+    if not path.is_file():
+        return None
+    try:
+        report = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NeurocompileError(f"{path} is not valid JSON ({e}); {remedy}") from None
+    if not isinstance(report, dict):
+        raise NeurocompileError(f"{path} is not a report (a JSON object); {remedy}")
+    return report
+
+
+def write_report(out: str | Path, report: dict) -> None:
+    """Write ``OUT/report.json`` and ``OUT/report.html``: both rendered before either is replaced, each renamed into place."""
+    out = Path(out)
+    text, html = dumps(report), render_html(report)
+    _write_atomic(out / "report.json", text)
+    _write_atomic(out / "report.html", html)
 
 
 def rebuild(out_dir: str | Path, *, quiet: bool = False) -> dict:
@@ -94,11 +137,7 @@ def rebuild(out_dir: str | Path, *, quiet: bool = False) -> dict:
     """
     out = Path(out_dir)
     net = load_build(out)
-    old_path = out / "report.json"
-    try:
-        old = json.loads(old_path.read_text()) if old_path.is_file() else {}
-    except json.JSONDecodeError as e:
-        raise NeurocompileError(f"{old_path} is not valid JSON ({e}); delete it to rebuild from the network alone") from None
+    old = read_report(out, "delete it to rebuild from the network alone") or {}
     ds = load_dataset(net.settings.data, seed=net.settings.seed)
     x = shape_for_model(ds.x_test, net.population(net.input).shape)
     ev = evaluate(net, x, "fixed", progress=None if quiet else "snn_quantized (reference backend)")
@@ -116,7 +155,5 @@ def rebuild(out_dir: str | Path, *, quiet: bool = False) -> dict:
         mapping=net.mapping,
         **measured_sections(net, ops, x[:1], quiet=quiet),
     )
-    text = dumps(report)
-    _write_atomic(old_path, text)
-    _write_atomic(out / "report.html", render_html(report))
+    write_report(out, report)
     return report

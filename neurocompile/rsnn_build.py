@@ -45,8 +45,8 @@ from .nn import HRSNN, RecurrentSNN, RSNNConfig, load_rsnn
 from .outputs import build_folder, check_output_dir
 from .passes.prune import METHODS as PRUNE_METHODS, prune, recurrent_population
 from .passes.quantize import FixedPointFormat, quantize
-from .pipeline import (Stage, _bar, _choose_cross_check_backend, _map_stage, chip_profile, compare_backends, log, network_sections,
-                       quiet_logs, run_stages, sha256, write_outputs)
+from .pipeline import (BackendCheck, Stage, _bar, _choose_cross_check_backend, _map_stage, chip_profile, compare_backends, log,
+                       network_sections, quiet_logs, run_stages, sha256, write_outputs)
 from .profiles import Profile
 from .sim.encoding import DIRECT_LEVELS
 from .sim.engine import simulate
@@ -58,6 +58,7 @@ TASKS = ("lorenz", "rossler", "digits")
 PRUNINGS = (*PRUNE_METHODS, "none")
 SYSTEMS = {"lorenz": (lorenz, 0.02), "rossler": (rossler, 0.1)}  # integration step per sample (bench/lnp.py's)
 SERIES_LENGTH = 2000
+HORIZON = 1  # prediction tasks forecast the next sample
 RASTER_STEPS = 256  # a streamed series' raster: its first steps
 
 
@@ -100,6 +101,11 @@ class RSNNBuildOptions:
     @property
     def streaming(self) -> bool:
         return self.task in SYSTEMS
+
+    @property
+    def metric(self) -> str:
+        """The task's score: ``nrmse`` (lower is better) for a series, ``accuracy`` for digits."""
+        return "nrmse" if self.streaming else "accuracy"
 
     def check(self) -> None:
         if self.task not in TASKS:
@@ -156,6 +162,39 @@ class RSNNBuildState:
 # -- the task's data on the chip -------------------------------------------------------------
 
 
+def make_task(options: RSNNBuildOptions) -> PredictionTask | ClassificationTask:
+    """The task's data, a function of the task, the seed and the series length alone.
+
+    Why one function: ``neurocompile run``/``report`` on a build folder regenerate the build's
+    data from what its report.json records, and must get exactly the frames the build ran.
+    """
+    if options.streaming:
+        system, dt = SYSTEMS[options.task]
+        return make_prediction_task(system(SeriesSettings(n_samples=options.series_length, dt=dt, seed=options.seed)), horizon=HORIZON)
+    return sequential_digits(seed=options.seed)
+
+
+def input_scale(task: PredictionTask | ClassificationTask) -> float:
+    """The largest |input| of a z-scored series (at least 1), which the input weights absorb; 1 for digits (already in [0, 1])."""
+    return max(float(np.abs(sequences(task)).max()), 1.0) if isinstance(task, PredictionTask) else 1.0
+
+
+def n_scored(task: PredictionTask | ClassificationTask) -> int:
+    """How many test rows (a series) or test sequences (digits) a score is over."""
+    return len(task.rows["test"]) if isinstance(task, PredictionTask) else len(task.y_test)
+
+
+def series_nrmse(task: PredictionTask, pred: np.ndarray) -> float:
+    """The NRMSE of the per-step predictions ``pred`` (T, n_out) over the series' test rows."""
+    rows = task.rows["test"]
+    return nrmse(pred[rows], task.targets[rows])
+
+
+def predicted_classes(net: ir.Network, readout: np.ndarray) -> np.ndarray:
+    """The class each sequence's final fixed-point readout picks."""
+    return decode(net, readout, fixed=True).argmax(1)
+
+
 def sequences(task: PredictionTask | ClassificationTask) -> np.ndarray:
     """What the bit-exact stage runs, (samples, T, n_in): the whole series as one sample, or the test sequences."""
     return task.inputs[None] if isinstance(task, PredictionTask) else task.x_test
@@ -186,9 +225,8 @@ def evaluate_fixed(net: ir.Network, task: PredictionTask | ClassificationTask, i
     events = (frames[:, :-1] != 0).sum((1, 2))  # frame t arrives at step t + 1: the last is never delivered
     if isinstance(task, PredictionTask):
         pred, counts = stream_predictions(net, frames)
-        rows = task.rows["test"]
         ev = Evaluation(pred, {k: c.sum(1) for k, c in counts.items()}, events)
-        return nrmse(pred[rows], task.targets[rows]), ev
+        return series_nrmse(task, pred), ev
     from .backends import get_backend
 
     r = get_backend("reference").run(net, frames)
@@ -201,13 +239,13 @@ def _score(metric: str, value: float, samples: int, **extra) -> dict:
     return {metric: round(float(value), 6), "samples": int(samples), **extra}
 
 
-def _metric(st: RSNNBuildState) -> str:
-    return "nrmse" if st.options.streaming else "accuracy"
-
-
-def _test_samples(st: RSNNBuildState) -> int:
-    task = st.task
-    return len(task.rows["test"]) if isinstance(task, PredictionTask) else len(task.y_test)
+def quantized_stage(task: PredictionTask | ClassificationTask, score: float, float_stage: dict | None) -> dict:
+    """The ``snn_quantized`` stage record (the build's and ``neurocompile report``'s), with its change from the float stage."""
+    metric = "nrmse" if isinstance(task, PredictionTask) else "accuracy"
+    rec = _score(metric, score, n_scored(task), backend="reference (bit-exact Lava fixed point)")
+    if float_stage and metric in float_stage:
+        rec["change_vs_float"] = round(rec[metric] - float_stage[metric], 6)
+    return rec
 
 
 def _readout(model: RecurrentSNN, task: PredictionTask | ClassificationTask) -> float:
@@ -219,13 +257,8 @@ def _readout(model: RecurrentSNN, task: PredictionTask | ClassificationTask) -> 
 
 def _model_stage(st: RSNNBuildState) -> None:
     o = st.options
-    if o.streaming:
-        system, dt = SYSTEMS[o.task]
-        st.task = make_prediction_task(system(SeriesSettings(n_samples=o.series_length, dt=dt, seed=o.seed)), horizon=1)
-        n_in, n_out = st.task.n_in, st.task.n_out
-    else:
-        st.task = sequential_digits(seed=o.seed)
-        n_in, n_out = st.task.n_in, st.task.n_classes
+    st.task = make_task(o)
+    n_in, n_out = st.task.n_in, (st.task.n_out if o.streaming else st.task.n_classes)
     if st.model_file is None:
         st.model = fresh_model(n_in, n_out, o.neurons, streaming=o.streaming, seed=o.seed)
         log(f"fresh HRSNN: {n_in} inputs, {o.neurons} neurons, {n_out} outputs (seed {o.seed})")
@@ -243,9 +276,9 @@ def _dense_stage(st: RSNNBuildState) -> None:
         return
     dense = copy.deepcopy(st.model)
     score = _readout(dense, st.task)
-    st.stages["dense_float"] = _score(_metric(st), score, _test_samples(st), neurons=dense.n_hidden,
+    st.stages["dense_float"] = _score(st.options.metric, score, n_scored(st.task), neurons=dense.n_hidden,
                                       mode="float, dense network before pruning")
-    log(f"dense {_metric(st)} {score:.4f} ({dense.n_hidden} neurons)")
+    log(f"dense {st.options.metric} {score:.4f} ({dense.n_hidden} neurons)")
     if st.options.prune == "activity":
         st.activity = training_rates(dense, st.task)
 
@@ -282,15 +315,15 @@ def _train_stage(st: RSNNBuildState) -> None:
     score = _readout(st.model, st.task)
     extra: dict = {"training": "ridge readout"}
     if epochs:
-        log(f"readout {_metric(st)} {score:.4f}; training end to end for {epochs} epochs")
+        log(f"readout {st.options.metric} {score:.4f}; training end to end for {epochs} epochs")
         result = train_end_to_end(st.model, st.task, epochs,
                                   EndToEndSettings(seed=st.options.seed, progress=_bar("end to end") is not None))
         score = result.scores["test"]
         extra = {"training": f"ridge readout, then {epochs} epochs end to end (BPTT, surrogate gradient, Adam)",
                  "losses": [round(float(x), 6) for x in result.losses]}
-    st.stages["snn_float"] = _score(_metric(st), score, _test_samples(st), neurons=st.model.n_hidden,
+    st.stages["snn_float"] = _score(st.options.metric, score, n_scored(st.task), neurons=st.model.n_hidden,
                                     mode="float, the trained model in the chip's schedule", **extra)
-    log(f"snn_float {_metric(st)} {score:.4f}")
+    log(f"snn_float {st.options.metric} {score:.4f}")
 
 
 def scaled_inputs(net: ir.Network, scale: float) -> ir.Network:
@@ -301,17 +334,14 @@ def scaled_inputs(net: ir.Network, scale: float) -> ir.Network:
 
 def _quantize_stage(st: RSNNBuildState) -> None:
     o, task = st.options, st.task
-    x = sequences(task)
-    st.input_scale = max(float(np.abs(x).max()), 1.0) if o.streaming else 1.0
-    net = ingest_model(st.model, timesteps=x.shape[1], seed=o.seed)
+    st.input_scale = input_scale(task)
+    net = ingest_model(st.model, timesteps=sequences(task).shape[1], seed=o.seed)
     net = scaled_inputs(net, st.input_scale).replace(pruning=st.pruning)
     net = net.with_settings(model=str(st.model_file.resolve()) if st.model_file else None)
     st.qnet = quantize(net, FixedPointFormat.from_profile(st.profile))
     score, st.ev_q = evaluate_fixed(st.qnet, task, st.input_scale)
-    rec = _score(_metric(st), score, _test_samples(st), backend="reference (bit-exact Lava fixed point)")
-    rec["change_vs_float"] = round(rec[_metric(st)] - st.stages["snn_float"][_metric(st)], 6)
-    st.stages["snn_quantized"] = rec
-    log(f"snn_quantized {_metric(st)} {score:.4f}")
+    st.stages["snn_quantized"] = quantized_stage(task, score, st.stages["snn_float"])
+    log(f"snn_quantized {st.options.metric} {score:.4f}")
 
 
 def cross_check_frames(net: ir.Network, task: PredictionTask | ClassificationTask, input_scale: float,
@@ -324,6 +354,17 @@ def cross_check_frames(net: ir.Network, task: PredictionTask | ClassificationTas
     return net, frames[:size]
 
 
+def compare_on_task(net: ir.Network, task: PredictionTask | ClassificationTask, frames: np.ndarray, backend: str,
+                    timeout_s: float | None) -> BackendCheck:
+    """``backend`` and the reference on the same frames, spike train by spike train; for a classifier, also the
+    fraction of sequences whose predicted class agrees (``agreement["predictions"]``)."""
+    check = compare_backends(net, frames, backend, timeout_s, record=True)
+    if isinstance(task, ClassificationTask):
+        same = predicted_classes(net, check.result.readout) == predicted_classes(net, check.reference.readout)
+        check.agreement["predictions"] = float(same.mean())
+    return check
+
+
 def _cross_check_stage(st: RSNNBuildState) -> None:
     size = st.options.cross_check_size
     if st.backend == "none" or not size:
@@ -332,18 +373,15 @@ def _cross_check_stage(st: RSNNBuildState) -> None:
         return
     net, frames = cross_check_frames(st.mapped, st.task, st.input_scale, size)
     log(f"running {frames.shape[0]} sample(s) of {frames.shape[1]} steps on backend {st.backend!r}")
-    check = compare_backends(net, frames, st.backend, st.options.lava_timeout_s, record=True)
+    check = compare_on_task(net, st.task, frames, st.backend, st.options.lava_timeout_s)
     st.timings.update(check.timing)
     st.lowering = check.lowering
     key = "lava" if st.backend == "lava" else f"{st.backend}_cross_check"
     stage: dict = {"samples": int(frames.shape[0]), "steps": check.result.steps, "platform": check.result.platform}
     if isinstance(st.task, ClassificationTask):
-        preds = decode(net, check.result.readout, fixed=True).argmax(1)
-        y = st.task.y_test[: len(preds)]
-        stage["accuracy"] = round(float((preds == y).mean()), 6)
+        y = st.task.y_test[: frames.shape[0]]
+        stage["accuracy"] = round(float((predicted_classes(net, check.result.readout) == y).mean()), 6)
         stage["snn_quantized_accuracy_same_samples"] = round(float((st.ev_q.logits[: len(y)].argmax(1) == y).mean()), 6)
-        ref = decode(net, check.reference.readout, fixed=True).argmax(1)
-        check.agreement["predictions"] = float((preds == ref).mean())
     stage["agreement"] = check.agreement
     st.stages[key] = stage
     log(f"{key} on {frames.shape[0]} sample(s) of {frames.shape[1]} steps; agreement {check.agreement}")
@@ -370,9 +408,14 @@ def pruning_section(r: ir.PruningRecord | None) -> dict | None:
     return {k: v for k, v in dataclasses.asdict(r).items() if k != "kept"}
 
 
+def raster_frames(net: ir.Network, task: PredictionTask | ClassificationTask, input_scale: float) -> np.ndarray:
+    """The frames of the report's raster: the first test sequence, or the series' first :data:`RASTER_STEPS` steps."""
+    return task_frames(net, sequences(task)[:1], input_scale)[:, :RASTER_STEPS]
+
+
 def _report(st: RSNNBuildState) -> dict:
     o, mapped, task = st.options, st.mapped, st.task
-    raster = task_frames(mapped, sequences(task)[:1], st.input_scale)[:, :RASTER_STEPS]
+    raster = raster_frames(mapped, task, st.input_scale)
     model = ({"file": str(st.model_file.resolve()), "sha256": sha256(st.model_file)} if st.model_file else
              {"fresh": {"kind": "HRSNN", **dataclasses.asdict(st.dense_config)}})
     if isinstance(task, PredictionTask):
@@ -390,7 +433,7 @@ def _report(st: RSNNBuildState) -> dict:
         "timesteps": mapped.timesteps,
         "period_steps": mapped.period(),
         "encoding": {"kind": "direct", "input_scale": st.input_scale},
-        "metric": _metric(st),
+        "metric": st.options.metric,
         "stages": st.stages,
         "pruning": pruning_section(st.pruning),
         **network_sections(mapped, st.ev_q, raster),

@@ -47,6 +47,13 @@ def test_build_with_reference_backend_and_run(tmp_path, trained_mlp, capsys):
     r = json.loads(capsys.readouterr().out)
     assert len(r["predictions"]) == 30 and 0.8 <= r["accuracy"] <= 1.0
     assert set(r["spikes_per_layer"]) == {l["name"] for l in report["layers"] if l["kind"] == "spiking"}
+    # --steps cuts a recurrent build's series; a feed-forward build says so in one line
+    assert "is a feed-forward build: give --samples N" in refuse(capsys, ["run", str(out), "--steps", "5"])
+    # report re-renders the folder and prints the build's summary
+    assert main(["report", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"snn_quantized  accuracy {st['snn_quantized']['accuracy']:.4f} on" in printed and "report:" in printed
+    assert json.loads((out / "report.json").read_text())["stages"] == st
 
 
 def test_refusals(tmp_path, capsys, trained_mlp):
