@@ -174,17 +174,9 @@ def run(out, backend, samples, steps, as_json):
       neurocompile run build/ --backend lava --samples 20
       neurocompile run build-rsnn/ --backend lava --steps 200
     """
-    if _recurrent_build(out):
-        from .rsnn_run import RunOptions, run_recurrent
+    from . import run as run_build
 
-        r = run_recurrent(out, RunOptions(backend=backend, samples=samples, steps=steps))
-    else:
-        from .pipeline import run_artifact
-
-        if steps is not None:
-            raise NeurocompileError(f"--steps cuts a recurrent build's series (`build --rsnn --task lorenz|rossler`); {out} is a "
-                                    "feed-forward build: give --samples N")
-        r = run_artifact(out, backend=backend, samples=samples)
+    r = run_build(out, backend=backend, samples=samples, steps=steps)
     if as_json:
         click.echo(json.dumps(r))
         return

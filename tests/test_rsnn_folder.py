@@ -78,6 +78,17 @@ def test_run_scores_the_series_as_the_build_did(series_build, capsys):
     assert 0 < r["score"] < 1  # it forecasts, better than the mean
 
 
+def test_the_python_api_runs_recurrent_folders(series_build, digits_build, capsys):
+    """``neurocompile.run`` is the command's function: the same run as ``run --json`` (all but its wall time)."""
+    import neurocompile
+
+    for out, _ in (series_build, digits_build):
+        api, cli = neurocompile.run(out), run_json(capsys, str(out))
+        assert api.pop("wall_s") > 0 and cli.pop("wall_s") > 0 and api == cli
+    with pytest.raises(neurocompile.errors.NeurocompileError, match="digits sequences of 8 steps: give --samples N"):
+        neurocompile.run(digits_build[0], steps=3)
+
+
 def test_run_prints_the_score_and_spikes(series_build, capsys):
     out, report = series_build
     capsys.readouterr()
