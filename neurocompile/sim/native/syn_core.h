@@ -263,6 +263,33 @@ static inline __attribute__((always_inline)) void nc_dense_rows(
 #endif
 }
 
+#define NC_X_I32 0
+#define NC_X_I64 1
+#define NC_X_I8 2
+
+/* Element j of the row at x + row: int32, int64 or int8 (x_kind, a constant where inlined) */
+static inline __attribute__((always_inline)) uint32_t nc_x(const void *x, int x_kind, int64_t at)
+{
+    return x_kind == NC_X_I64 ? (uint32_t)((const int64_t *)x)[at]
+         : x_kind == NC_X_I8 ? (uint32_t)(uint8_t)((const int8_t *)x)[at] : (uint32_t)((const int32_t *)x)[at];
+}
+
+/* The scalar fallback (no AVX-512) of the packed dense kernels below: row ``row``'s sum for output i,
+ * weights in groups of ``group`` input channels (2: int16 pairs, 4: int8 fours),
+ * w[((j / group) * n_out + i) * group + j % group] = W[i, j]. Products and sums modulo 2^32 as in the
+ * vector lanes; x as nc_x reads it (the engine bounds it to the lanes' width: |x| < 2^15, or 0 .. 255). */
+static inline int32_t nc_packed_dot(const void *x, int x_kind, int64_t row, int64_t n_in, const void *w, int group,
+                                    int64_t i, int64_t n_out)
+{
+    uint32_t acc = 0;
+    for (int64_t j = 0; j < n_in; j++) {
+        int64_t at = ((j / group) * n_out + i) * group + j % group;
+        int32_t wj = group == 2 ? ((const int16_t *)w)[at] : ((const int8_t *)w)[at];
+        acc += nc_x(x, x_kind, row + j) * (uint32_t)wj;
+    }
+    return (int32_t)acc;
+}
+
 /* nc_dense_rows with int16 weights and inputs (|w|, |x| < 2^15: the engine checks both), input
  * channels in pairs: w16[(jp * n_out + i) * 2 + h] = W[i, 2 jp + h] (zero past n_in). One
  * multiply-add of int16 pairs into int32 (vpdpwssd / vpmaddwd) does 32 products: a quarter of
@@ -330,28 +357,12 @@ static inline __attribute__((always_inline)) void nc_dense_rows16(
     for (int64_t q = 0; q < r; q++) {
         int64_t row = (b0 + q) * x_stride;
         for (int64_t i = 0; i < n_out; i++) {
-            uint32_t acc = 0;
-            for (int64_t j = 0; j < n_in; j++) {
-                int32_t xj = (int16_t)(x_i64 ? (uint32_t)((const int64_t *)x)[row + j] : (uint32_t)((const int32_t *)x)[row + j]);
-                acc += (uint32_t)xj * (uint32_t)(int32_t)w16[((j / 2) * n_out + i) * 2 + (j % 2)];
-            }
-            int32_t y = ((int32_t)acc) >> shift;
+            int32_t y = nc_packed_dot(x, x_i64 ? NC_X_I64 : NC_X_I32, row, n_in, w16, 2, i, n_out) >> shift;
             if (add) ((uint32_t *)out)[q * n_out + i] += alpha * (uint32_t)y;
             else out[q * n_out + i] = y;
         }
     }
 #endif
-}
-
-#define NC_X_I32 0
-#define NC_X_I64 1
-#define NC_X_I8 2
-
-/* Element j of the row at x + row: int32, int64 or int8 (x_kind, a constant where inlined) */
-static inline __attribute__((always_inline)) uint32_t nc_x(const void *x, int x_kind, int64_t at)
-{
-    return x_kind == NC_X_I64 ? (uint32_t)((const int64_t *)x)[at]
-         : x_kind == NC_X_I8 ? (uint32_t)(uint8_t)((const int8_t *)x)[at] : (uint32_t)((const int32_t *)x)[at];
 }
 
 /* Input channels 4 jq .. 4 jq + 3 of the row at x + row (values 0 .. 255) as four bytes, zero past n_in */
@@ -434,14 +445,8 @@ static inline __attribute__((always_inline)) void nc_dense_rows8(
 #else
     for (int64_t q = 0; q < r; q++) {
         int64_t row = (b0 + q) * x_stride;
-        for (int64_t i = 0; i < n_out; i++) {
-            uint32_t acc = 0;
-            for (int64_t j = 0; j < n_in; j++) {
-                uint32_t xj = nc_x(x, x_kind, row + j) & 0xFFu;
-                acc += xj * (uint32_t)(int32_t)w8[((j / 4) * n_out + i) * 4 + (j % 4)];
-            }
-            ((uint32_t *)out)[q * n_out + i] += alpha * (uint32_t)(((int32_t)acc) >> shift);
-        }
+        for (int64_t i = 0; i < n_out; i++)
+            ((uint32_t *)out)[q * n_out + i] += alpha * (uint32_t)(nc_packed_dot(x, x_kind, row, n_in, w8, 4, i, n_out) >> shift);
     }
 #endif
 }
