@@ -239,9 +239,8 @@ def _score(metric: str, value: float, samples: int, **extra) -> dict:
     return {metric: round(float(value), 6), "samples": int(samples), **extra}
 
 
-def quantized_stage(task: PredictionTask | ClassificationTask, score: float, float_stage: dict | None) -> dict:
+def quantized_stage(metric: str, task: PredictionTask | ClassificationTask, score: float, float_stage: dict | None) -> dict:
     """The ``snn_quantized`` stage record (the build's and ``neurocompile report``'s), with its change from the float stage."""
-    metric = "nrmse" if isinstance(task, PredictionTask) else "accuracy"
     rec = _score(metric, score, n_scored(task), backend="reference (bit-exact Lava fixed point)")
     if float_stage and metric in float_stage:
         rec["change_vs_float"] = round(rec[metric] - float_stage[metric], 6)
@@ -340,7 +339,7 @@ def _quantize_stage(st: RSNNBuildState) -> None:
     net = net.with_settings(model=str(st.model_file.resolve()) if st.model_file else None)
     st.qnet = quantize(net, FixedPointFormat.from_profile(st.profile))
     score, st.ev_q = evaluate_fixed(st.qnet, task, st.input_scale)
-    st.stages["snn_quantized"] = quantized_stage(task, score, st.stages["snn_float"])
+    st.stages["snn_quantized"] = quantized_stage(o.metric, task, score, st.stages["snn_float"])
     log(f"snn_quantized {st.options.metric} {score:.4f}")
 
 

@@ -246,7 +246,7 @@ def rebuild_recurrent(out: str | Path, *, quiet: bool = False) -> dict:
     score, ev = evaluate_fixed(f.net, f.task, f.input_scale)
     report = dict(f.report)
     stages = dict(report.get("stages") or {})
-    stages["snn_quantized"] = quantized_stage(f.task, score, stages.get("snn_float"))
+    stages["snn_quantized"] = quantized_stage(f.options.metric, f.task, score, stages.get("snn_float"))
     with quiet_logs(quiet):
         sections = network_sections(f.net, ev, raster_frames(f.net, f.task, f.input_scale))
     report.update(stages=stages, timesteps=f.net.timesteps, period_steps=f.net.period(), metric=f.options.metric, **sections)

@@ -10,6 +10,7 @@ kernel tiles, graded and binary frames, batch and period remainders, int32 spike
 """
 from __future__ import annotations
 
+import contextlib
 from unittest import mock
 
 import numpy as np
@@ -71,10 +72,10 @@ def _run(net, frames, blocks: bool, kernels: bool = True):
         calls.append(args)
         return real(*args)
 
-    patches = [mock.patch.object(native, "run_blocks", (lambda: spy) if blocks else (lambda: None))]
-    if not kernels:
-        patches.append(mock.patch.multiple(native, spmm_step=lambda: None, dense_step=lambda: None, lif_fused=lambda: None))
-    with patches[0], (patches[1] if len(patches) > 1 else mock.patch.object(native, "status", native.status)):
+    with contextlib.ExitStack() as patches:
+        patches.enter_context(mock.patch.object(native, "run_blocks", (lambda: spy) if blocks else (lambda: None)))
+        if not kernels:
+            patches.enter_context(mock.patch.multiple(native, spmm_step=lambda: None, dense_step=lambda: None, lif_fused=lambda: None))
         return simulate(net, frames, "fixed", record=True), len(calls)
 
 
